@@ -1,0 +1,5 @@
+//! deploy-agent: TOML specs -> Podman Quadlet files -> systemd over D-Bus.
+//!
+//! One module per concern; `main.rs` only wires the CLI to them.
+
+pub mod spec;

@@ -1,0 +1,253 @@
+//! The validated, typed spec model: what the rest of the agent consumes.
+//!
+//! Everything here has passed validation (see `validate.rs`): names match the
+//! naming rule, references resolve, no value can inject unit-file syntax.
+//! Renderers and the reconciler never see raw TOML.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// All specs of a spec directory, validated together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecSet {
+    pub containers: BTreeMap<String, Container>,
+    pub networks: BTreeMap<String, Network>,
+    pub volumes: BTreeMap<String, Volume>,
+    /// The spec files read, in lexical order, with their full text.
+    pub files: Vec<SpecFile>,
+}
+
+/// One spec file as read from disk (kept for history and for `source` marks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// `[network.NAME]` -> `NAME.network` -> `NAME-network.service`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Network {
+    pub name: String,
+    /// Spec file this network came from.
+    pub source: PathBuf,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub ipv6: bool,
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[volume.NAME]` -> `NAME.volume` -> `NAME-volume.service`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Volume {
+    pub name: String,
+    pub source: PathBuf,
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[container.NAME]` -> `NAME.container` -> `NAME.service`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub name: String,
+    pub source: PathBuf,
+    pub image: String,
+    /// Exec form; each element one argument. `None`: the image's default.
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub ports: Vec<PortMapping>,
+    pub volumes: Vec<Mount>,
+    /// Declared networks (by spec name) or external networks by plain name.
+    pub networks: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub env_files: Vec<PathBuf>,
+    pub secrets: Vec<Secret>,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub read_only: bool,
+    pub pull: Option<Pull>,
+    pub auto_update: Option<AutoUpdate>,
+    pub restart: Restart,
+    pub start_timeout: Option<Duration>,
+    pub stop_timeout: Option<Duration>,
+    /// Container names (spec names, not unit names).
+    pub requires: Vec<String>,
+    pub after: Vec<String>,
+    pub wants: Vec<String>,
+    pub resources: Resources,
+    pub health: Option<Health>,
+}
+
+/// `"[ip:]host:container[/proto]"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    pub ip: Option<String>,
+    pub host: u16,
+    pub container: u16,
+    pub proto: Proto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// `"SOURCE:TARGET[:OPTIONS]"` where SOURCE is a declared volume or an absolute host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: MountSource,
+    pub target: String,
+    /// Comma-separated options as written (`ro`, `Z`, `z`, `rw`, ...), split.
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A `[volume.NAME]` declared in the specs.
+    Volume(String),
+    /// An absolute host path.
+    Host(PathBuf),
+}
+
+impl Mount {
+    pub fn read_only(&self) -> bool {
+        self.options.iter().any(|o| o == "ro")
+    }
+}
+
+/// `{ name, type, target, source }`: a Podman secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub name: String,
+    pub kind: SecretKind,
+    /// Env var name (`env`) or path / file name in the container (`mount`).
+    pub target: Option<String>,
+    /// A file the agent creates/updates the Podman secret from.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    Env,
+    Mount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    Missing,
+    Always,
+    Newer,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoUpdate {
+    Registry,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    Always,
+    #[default]
+    OnFailure,
+    No,
+}
+
+/// `[container.NAME.resources]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    /// Hard limit in bytes.
+    pub memory: Option<u64>,
+    /// Soft limit (reservation) in bytes.
+    pub memory_reservation: Option<u64>,
+    /// Cores, > 0.
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+}
+
+/// `[container.NAME.health]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub check: HealthCheck,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthCheck {
+    /// In-container command, run by Podman (Quadlet `HealthCmd=`).
+    Cmd(Vec<String>),
+    /// Agent-side HTTP(S) probe.
+    Http {
+        url: String,
+        expect_status: u16,
+        /// Extra CA certificate (PEM) trusted for this probe besides the system roots.
+        ca_file: Option<PathBuf>,
+    },
+    /// Agent-side TCP connect probe, `host:port`.
+    Tcp { addr: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    #[default]
+    Restart,
+    Rollback,
+    None,
+}
+
+/// Health defaults (Podman's own where it has one).
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
+
+/// Unit-name helpers shared by render, reconcile and status.
+pub mod units {
+    pub fn container(name: &str) -> String {
+        format!("{name}.service")
+    }
+    pub fn network(name: &str) -> String {
+        format!("{name}-network.service")
+    }
+    pub fn volume(name: &str) -> String {
+        format!("{name}-volume.service")
+    }
+}
+
+impl SpecSet {
+    /// Containers in dependency order (requires/after/wants before dependents),
+    /// ties broken by name, so the order is deterministic.
+    /// Validation guarantees there is no cycle.
+    pub fn containers_in_order(&self) -> Vec<&Container> {
+        let mut done: std::collections::BTreeSet<&str> = Default::default();
+        let mut out = Vec::new();
+        fn visit<'a>(
+            set: &'a SpecSet,
+            name: &'a str,
+            done: &mut std::collections::BTreeSet<&'a str>,
+            out: &mut Vec<&'a Container>,
+        ) {
+            if done.contains(name) {
+                return;
+            }
+            let Some(c) = set.containers.get(name) else { return };
+            done.insert(name);
+            for dep in c.requires.iter().chain(&c.after).chain(&c.wants) {
+                visit(set, dep, done, out);
+            }
+            out.push(c);
+        }
+        for name in self.containers.keys() {
+            visit(self, name, &mut done, &mut out);
+        }
+        out
+    }
+}
