@@ -1,8 +1,177 @@
 //! Spec files: loading, parsing and validation into the typed model.
 //!
-//! Owns the operator-facing spec format (`shared/spec-format.md`): every
-//! error names the file, line, column and key, and all errors are collected.
+//! Owns the operator-facing spec format (`shared/spec-format.md`): the files
+//! of a spec directory are read in lexical order, every error names the file,
+//! line, column and key, and all errors are collected before giving up.
 
+mod diag;
 pub mod model;
+mod parse;
+mod validate;
+pub mod values;
 
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub use diag::{did_you_mean, line_col, Loc, SpecError, SpecErrors};
 pub use model::*;
+pub use validate::BUILTIN_NETWORKS;
+
+/// Largest spec file accepted; anything bigger is a mistake, not a spec.
+pub const MAX_SPEC_FILE_BYTES: u64 = 1 << 20;
+
+/// Loads and validates every `*.toml` file of `dir` (lexical order; dot-files
+/// and other names are ignored).
+pub fn load_dir(dir: &Path) -> Result<SpecSet, SpecErrors> {
+    let mut errors = Vec::new();
+    let files = read_dir(dir, &mut errors);
+    let set = build(files, &mut errors);
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// Validates specs given as (path, text) pairs, in the order given.
+/// Used by tests and fuzzing; `load_dir` goes through here too.
+pub fn load_texts(files: &[(PathBuf, String)]) -> Result<SpecSet, SpecErrors> {
+    let mut errors = Vec::new();
+    let files = files
+        .iter()
+        .map(|(p, t)| SpecFile {
+            path: p.clone(),
+            text: t.clone(),
+        })
+        .collect();
+    let set = build(files, &mut errors);
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+fn build(files: Vec<SpecFile>, errors: &mut Vec<SpecError>) -> SpecSet {
+    let parsed = files
+        .iter()
+        .map(|f| parse::parse_file(&f.path, &f.text))
+        .collect();
+    validate::merge(parsed, files, errors)
+}
+
+/// The spec file names of `dir` that are read, in order.
+pub fn spec_file_names(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| is_spec_file_name(p))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `*.toml`, not hidden (editors keep `.name.toml.swp`, `.#name.toml` locks).
+pub fn is_spec_file_name(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".toml") && !n.starts_with('.') && n.len() > 5)
+}
+
+/// Who may write specs: root and the agent's own user. Anything else could
+/// make the agent run arbitrary containers.
+fn check_owner(path: &Path, meta: &fs::Metadata, what: &str) -> Result<(), String> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "{what} {} is owned by uid {}, not by root or the agent's user (uid {euid}); refusing to apply specs others can write",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(format!(
+            "{what} {} is writable by everyone (mode {:o}); refusing to apply specs others can write",
+            path.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn read_dir(dir: &Path, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
+    let here = Loc::file(dir);
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(here.error("", format!("cannot read the specs directory: {e}"), None));
+            return vec![];
+        }
+    };
+    if !meta.is_dir() {
+        errors.push(here.error("", "the specs path is not a directory", None));
+        return vec![];
+    }
+    if let Err(e) = check_owner(dir, &meta, "specs directory") {
+        errors.push(here.error("", e, None));
+        return vec![];
+    }
+    let names = match spec_file_names(dir) {
+        Ok(n) => n,
+        Err(e) => {
+            errors.push(here.error("", format!("cannot list the specs directory: {e}"), None));
+            return vec![];
+        }
+    };
+    let mut files = Vec::new();
+    for path in names {
+        match read_spec_file(&path) {
+            Ok(text) => files.push(SpecFile { path, text }),
+            Err(e) => errors.push(e),
+        }
+    }
+    files
+}
+
+// The error is built once per bad file; its size does not matter.
+#[allow(clippy::result_large_err)]
+fn read_spec_file(path: &Path) -> Result<String, SpecError> {
+    let here = Loc::file(path);
+    let meta = fs::metadata(path).map_err(|e| here.error("", format!("cannot read: {e}"), None))?;
+    if meta.is_dir() {
+        return Err(here.error("", "is a directory, not a spec file", None));
+    }
+    if !meta.is_file() {
+        return Err(here.error("", "is not a regular file", None));
+    }
+    check_owner(path, &meta, "spec file").map_err(|e| here.error("", e, None))?;
+    if meta.len() > MAX_SPEC_FILE_BYTES {
+        return Err(here.error(
+            "",
+            format!(
+                "is {} bytes, more than the {} bytes a spec file may have",
+                meta.len(),
+                MAX_SPEC_FILE_BYTES
+            ),
+            None,
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| here.error("", format!("cannot read: {e}"), None))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        let (line, col) = line_col(&text, text.len());
+        SpecError {
+            file: path.to_path_buf(),
+            line: Some(line),
+            col: Some(col),
+            key: None,
+            message: "is not valid UTF-8".into(),
+            hint: None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

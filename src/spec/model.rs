@@ -35,6 +35,9 @@ pub struct Network {
     pub gateway: Option<String>,
     pub internal: bool,
     pub ipv6: bool,
+    /// An existing network the agent does not manage: nothing is rendered,
+    /// containers join it by its plain name.
+    pub external: bool,
     pub driver: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -238,7 +241,9 @@ impl SpecSet {
             if done.contains(name) {
                 return;
             }
-            let Some(c) = set.containers.get(name) else { return };
+            let Some(c) = set.containers.get(name) else {
+                return;
+            };
             done.insert(name);
             for dep in c.requires.iter().chain(&c.after).chain(&c.wants) {
                 visit(set, dep, done, out);

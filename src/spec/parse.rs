@@ -1,0 +1,1121 @@
+//! One spec file -> typed entries, with every error located.
+//!
+//! Walks the `toml_edit` document (which keeps byte spans) instead of using
+//! serde directly, so that all unknown keys, wrong types and bad values of a
+//! file are reported together, each with its line, column and key path.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+use super::diag::{did_you_mean, Loc, Reporter, SpecError};
+use super::model::*;
+use super::values;
+
+pub(crate) const TOP_KEYS: &[&str] = &["container", "network", "volume"];
+pub(crate) const CONTAINER_KEYS: &[&str] = &[
+    "image",
+    "command",
+    "entrypoint",
+    "ports",
+    "volumes",
+    "networks",
+    "env",
+    "env_files",
+    "secrets",
+    "labels",
+    "user",
+    "workdir",
+    "read_only",
+    "pull",
+    "auto_update",
+    "restart",
+    "start_timeout",
+    "stop_timeout",
+    "requires",
+    "after",
+    "wants",
+    "resources",
+    "health",
+];
+pub(crate) const RESOURCE_KEYS: &[&str] = &["memory", "memory_reservation", "cpus", "pids"];
+pub(crate) const HEALTH_KEYS: &[&str] = &[
+    "cmd",
+    "http",
+    "tcp",
+    "expect_status",
+    "ca_file",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "on_failure",
+];
+pub(crate) const NETWORK_KEYS: &[&str] = &[
+    "subnet", "gateway", "internal", "ipv6", "driver", "labels", "external",
+];
+pub(crate) const VOLUME_KEYS: &[&str] = &["driver", "labels"];
+pub(crate) const SECRET_KEYS: &[&str] = &["name", "type", "target", "source"];
+
+/// What a reference names, for the cross-file checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefKind {
+    Container,
+    Network,
+    Volume,
+}
+
+/// A name used by a container that must resolve to something declared.
+#[derive(Debug, Clone)]
+pub(crate) struct Ref {
+    pub kind: RefKind,
+    pub name: String,
+    pub key: String,
+    pub loc: Loc,
+}
+
+/// Entries of one file, with the places the cross-file checks need.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedFile {
+    pub containers: Vec<(Container, Loc, Vec<Ref>)>,
+    pub networks: Vec<(Network, Loc)>,
+    pub volumes: Vec<(Volume, Loc)>,
+    pub errors: Vec<SpecError>,
+}
+
+/// Parses one spec file's text. Never fails: problems are in `errors`.
+pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
+    let mut out = ParsedFile::default();
+    let mut w = Walker {
+        r: Reporter::new(path, text),
+        path,
+    };
+    let doc = match ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let msg = e.message().trim().to_string();
+            w.r.error(e.span(), "", format!("malformed TOML: {msg}"), None);
+            out.errors = w.r.errors;
+            return out;
+        }
+    };
+    let root = doc.as_table();
+    for (kind, item, _) in w.entries(root, "", Some(TOP_KEYS)) {
+        let Some(members) = w.table(item, kind) else {
+            continue;
+        };
+        for (name, item, name_span) in w.entries(members, kind, None) {
+            let key = format!("{kind}.{name}");
+            if let Err(e) = values::check_name(name) {
+                w.r.error(name_span.clone(), &key, e, None);
+                continue;
+            }
+            let loc = w.r.at(name_span.clone().or_else(|| item.span()));
+            let Some(t) = w.table(item, &key) else {
+                continue;
+            };
+            match kind {
+                "container" => {
+                    let (c, refs) = w.container(name, t, &key, name_span);
+                    out.containers.push((c, loc, refs));
+                }
+                "network" => out
+                    .networks
+                    .push((w.network(name, t, &key, name_span), loc)),
+                _ => out.volumes.push((w.volume(name, t, &key), loc)),
+            }
+        }
+    }
+    out.errors = w.r.errors;
+    out
+}
+
+struct Walker<'a> {
+    r: Reporter<'a>,
+    path: &'a Path,
+}
+
+fn type_name(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+        Item::Value(v) => match v {
+            Value::String(_) => "a string",
+            Value::Integer(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Boolean(_) => "a boolean",
+            Value::Datetime(_) => "a datetime",
+            Value::Array(_) => "an array",
+            Value::InlineTable(_) => "a table",
+        },
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+type Span = Option<Range<usize>>;
+
+impl<'a> Walker<'a> {
+    /// The entries of a table; with `allowed`, unknown keys are reported (with a hint) and dropped.
+    fn entries<'t>(
+        &mut self,
+        t: &'t dyn TableLike,
+        prefix: &str,
+        allowed: Option<&[&str]>,
+    ) -> Vec<(&'t str, &'t Item, Span)> {
+        let mut out = Vec::new();
+        for (k, item) in t.iter() {
+            let span = t
+                .get_key_value(k)
+                .and_then(|(key, _)| key.span())
+                .or_else(|| item.span());
+            if let Some(allowed) = allowed {
+                if !allowed.contains(&k) {
+                    let hint = did_you_mean(k, allowed.iter().copied())
+                        .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
+                    self.r.error(span, &join(prefix, k), "unknown key", hint);
+                    continue;
+                }
+            }
+            out.push((k, item, span));
+        }
+        out
+    }
+
+    fn table<'t>(&mut self, item: &'t Item, key: &str) -> Option<&'t dyn TableLike> {
+        match item.as_table_like() {
+            Some(t) => Some(t),
+            None => {
+                self.r.error(
+                    item.span(),
+                    key,
+                    format!("expected a table, found {}", type_name(item)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, item: &Item, key: &str) -> Option<String> {
+        match item.as_str() {
+            Some(s) => {
+                if let Err(e) = values::check_unit_safe(s) {
+                    self.r.error(item.span(), key, e, None);
+                    return None;
+                }
+                Some(s.to_string())
+            }
+            None => {
+                self.r.error(
+                    item.span(),
+                    key,
+                    format!("expected a string, found {}", type_name(item)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A string value checked by `parse`.
+    fn parsed<T>(
+        &mut self,
+        item: &Item,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let s = self.string(item, key)?;
+        match parse(&s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.r.error(item.span(), key, e, None);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, item: &Item, key: &str) -> Option<bool> {
+        let v = item.as_bool();
+        if v.is_none() {
+            self.r.error(
+                item.span(),
+                key,
+                format!("expected true or false, found {}", type_name(item)),
+                None,
+            );
+        }
+        v
+    }
+
+    fn integer(&mut self, item: &Item, key: &str, min: i64, max: i64) -> Option<i64> {
+        match item.as_integer() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.r.error(
+                    item.span(),
+                    key,
+                    format!("{n} is out of range: must be between {min} and {max}"),
+                    None,
+                );
+                None
+            }
+            None => {
+                self.r.error(
+                    item.span(),
+                    key,
+                    format!("expected an integer, found {}", type_name(item)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, item: &Item, key: &str, options: &[(&str, T)]) -> Option<T> {
+        let s = self.string(item, key)?;
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == s) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = did_you_mean(&s, names.iter().copied())
+            .unwrap_or_else(|| format!("expected one of: {}", names.join(", ")));
+        self.r
+            .error(item.span(), key, format!("invalid value {s:?}"), Some(hint));
+        None
+    }
+
+    /// An array of strings, each with its span.
+    fn strings(&mut self, item: &Item, key: &str) -> Option<Vec<(String, Span)>> {
+        let Some(arr) = item.as_array() else {
+            self.r.error(
+                item.span(),
+                key,
+                format!("expected an array of strings, found {}", type_name(item)),
+                None,
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, v) in arr.iter().enumerate() {
+            let k = format!("{key}[{i}]");
+            match v.as_str() {
+                Some(s) => match values::check_unit_safe(s) {
+                    Ok(()) => out.push((s.to_string(), v.span())),
+                    Err(e) => {
+                        self.r.error(v.span(), &k, e, None);
+                        ok = false;
+                    }
+                },
+                None => {
+                    self.r.error(v.span(), &k, "expected a string", None);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A non-empty exec-form command.
+    fn argv(&mut self, item: &Item, key: &str) -> Option<Vec<String>> {
+        let v = self.strings(item, key)?;
+        if v.is_empty() {
+            self.r.error(
+                item.span(),
+                key,
+                "must not be empty: leave the key out to use the image's default",
+                None,
+            );
+            return None;
+        }
+        Some(v.into_iter().map(|(s, _)| s).collect())
+    }
+
+    /// A table of strings (numbers and booleans are written as text), keys checked by `check_key`.
+    fn string_map(
+        &mut self,
+        item: &Item,
+        key: &str,
+        check_key: fn(&str) -> Result<(), String>,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.table(item, key) else {
+            return out;
+        };
+        for (k, v, kspan) in self.entries(t, key, None) {
+            let kk = join(key, k);
+            if let Err(e) = check_key(k) {
+                self.r.error(kspan, &kk, e, None);
+                continue;
+            }
+            let text = match v.as_value() {
+                Some(Value::String(s)) => Some(s.value().clone()),
+                Some(Value::Integer(n)) => Some(n.value().to_string()),
+                Some(Value::Float(f)) => Some(f.value().to_string()),
+                Some(Value::Boolean(b)) => Some(b.value().to_string()),
+                _ => None,
+            };
+            match text {
+                Some(text) => match values::check_unit_safe(&text) {
+                    Ok(()) => {
+                        out.insert(k.to_string(), text);
+                    }
+                    Err(e) => self.r.error(v.span(), &kk, e, None),
+                },
+                None => self.r.error(
+                    v.span(),
+                    &kk,
+                    format!("expected a string, found {}", type_name(v)),
+                    None,
+                ),
+            }
+        }
+        out
+    }
+
+    fn duration(&mut self, item: &Item, key: &str) -> Option<std::time::Duration> {
+        self.parsed(item, key, values::parse_duration)
+    }
+
+    /// A size: an integer of bytes or a string with K/M/G/T.
+    fn size(&mut self, item: &Item, key: &str) -> Option<u64> {
+        if let Some(n) = item.as_integer() {
+            if n <= 0 {
+                self.r.error(
+                    item.span(),
+                    key,
+                    format!("size {n} must be greater than zero"),
+                    None,
+                );
+                return None;
+            }
+            return Some(n as u64);
+        }
+        if item.as_str().is_none() {
+            self.r.error(
+                item.span(),
+                key,
+                format!(
+                    "expected a size (bytes, or a string like \"200M\"), found {}",
+                    type_name(item)
+                ),
+                None,
+            );
+            return None;
+        }
+        self.parsed(item, key, values::parse_size)
+    }
+
+    /// Names referenced from `key` (requires/after/wants/networks): each checked and recorded.
+    fn refs(&mut self, item: &Item, key: &str, kind: RefKind, refs: &mut Vec<Ref>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (name, span)) in self
+            .strings(item, key)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let k = format!("{key}[{i}]");
+            if let Err(e) = values::check_name(&name) {
+                self.r.error(span, &k, e, None);
+                continue;
+            }
+            if out.contains(&name) {
+                self.r
+                    .error(span, &k, format!("{name:?} is listed twice"), None);
+                continue;
+            }
+            refs.push(Ref {
+                kind,
+                name: name.clone(),
+                key: k,
+                loc: self.r.at(span),
+            });
+            out.push(name);
+        }
+        out
+    }
+
+    fn container(
+        &mut self,
+        name: &str,
+        t: &dyn TableLike,
+        prefix: &str,
+        header: Span,
+    ) -> (Container, Vec<Ref>) {
+        let mut refs = Vec::new();
+        let mut c = Container {
+            name: name.to_string(),
+            source: self.path.to_path_buf(),
+            image: String::new(),
+            command: None,
+            entrypoint: None,
+            ports: vec![],
+            volumes: vec![],
+            networks: vec![],
+            env: BTreeMap::new(),
+            env_files: vec![],
+            secrets: vec![],
+            labels: BTreeMap::new(),
+            user: None,
+            workdir: None,
+            read_only: false,
+            pull: None,
+            auto_update: None,
+            restart: Restart::default(),
+            start_timeout: None,
+            stop_timeout: None,
+            requires: vec![],
+            after: vec![],
+            wants: vec![],
+            resources: Resources::default(),
+            health: None,
+        };
+        let mut has_image = false;
+        for (k, item, _) in self.entries(t, prefix, Some(CONTAINER_KEYS)) {
+            let key = join(prefix, k);
+            let key = key.as_str();
+            match k {
+                "image" => {
+                    has_image = true;
+                    if let Some(img) = self.parsed(item, key, |s| {
+                        if s.is_empty() || s.chars().any(char::is_whitespace) {
+                            Err(format!("invalid image reference {s:?}: it must be non-empty and contain no spaces"))
+                        } else {
+                            Ok(s.to_string())
+                        }
+                    }) {
+                        c.image = img;
+                    }
+                }
+                "command" => c.command = self.argv(item, key),
+                "entrypoint" => c.entrypoint = self.argv(item, key),
+                "ports" => {
+                    for (i, (s, span)) in self
+                        .strings(item, key)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
+                        match values::parse_port(&s) {
+                            Ok(p) => c.ports.push(p),
+                            Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
+                        }
+                    }
+                }
+                "volumes" => {
+                    for (i, (s, span)) in self
+                        .strings(item, key)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let k = format!("{key}[{i}]");
+                        match values::parse_mount(&s) {
+                            Ok(m) => {
+                                if let MountSource::Volume(v) = &m.source {
+                                    refs.push(Ref {
+                                        kind: RefKind::Volume,
+                                        name: v.clone(),
+                                        key: k,
+                                        loc: self.r.at(span),
+                                    });
+                                }
+                                c.volumes.push(m);
+                            }
+                            Err(e) => self.r.error(span, &k, e, None),
+                        }
+                    }
+                }
+                "networks" => c.networks = self.refs(item, key, RefKind::Network, &mut refs),
+                "requires" => c.requires = self.refs(item, key, RefKind::Container, &mut refs),
+                "after" => c.after = self.refs(item, key, RefKind::Container, &mut refs),
+                "wants" => c.wants = self.refs(item, key, RefKind::Container, &mut refs),
+                "env" => c.env = self.string_map(item, key, values::check_env_name),
+                "labels" => c.labels = self.string_map(item, key, values::check_label_key),
+                "env_files" => {
+                    for (i, (s, span)) in self
+                        .strings(item, key)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
+                        match values::check_abs_path(&s) {
+                            Ok(p) => c.env_files.push(p),
+                            Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
+                        }
+                    }
+                }
+                "secrets" => c.secrets = self.secrets(item, key),
+                "user" => {
+                    c.user = self.parsed(item, key, |s| {
+                        if s.is_empty() || s.chars().any(char::is_whitespace) {
+                            Err(format!(
+                                "invalid user {s:?}: a name or uid[:gid], without spaces"
+                            ))
+                        } else {
+                            Ok(s.to_string())
+                        }
+                    })
+                }
+                "workdir" => {
+                    c.workdir = self
+                        .parsed(item, key, values::check_abs_path)
+                        .map(|p| p.to_string_lossy().into_owned())
+                }
+                "read_only" => c.read_only = self.boolean(item, key).unwrap_or(false),
+                "pull" => {
+                    c.pull = self.choice(
+                        item,
+                        key,
+                        &[
+                            ("missing", Pull::Missing),
+                            ("always", Pull::Always),
+                            ("newer", Pull::Newer),
+                            ("never", Pull::Never),
+                        ],
+                    )
+                }
+                "auto_update" => {
+                    c.auto_update = self.choice(
+                        item,
+                        key,
+                        &[
+                            ("registry", AutoUpdate::Registry),
+                            ("local", AutoUpdate::Local),
+                        ],
+                    )
+                }
+                "restart" => {
+                    c.restart = self
+                        .choice(
+                            item,
+                            key,
+                            &[
+                                ("always", Restart::Always),
+                                ("on-failure", Restart::OnFailure),
+                                ("no", Restart::No),
+                            ],
+                        )
+                        .unwrap_or_default()
+                }
+                "start_timeout" => c.start_timeout = self.nonzero_duration(item, key),
+                "stop_timeout" => c.stop_timeout = self.nonzero_duration(item, key),
+                "resources" => c.resources = self.resources(item, key),
+                "health" => c.health = self.health(item, key),
+                _ => unreachable!("key list and match agree"),
+            }
+        }
+        if !has_image {
+            self.r
+                .error(header, prefix, "missing required key `image`", None);
+        }
+        (c, refs)
+    }
+
+    fn nonzero_duration(&mut self, item: &Item, key: &str) -> Option<std::time::Duration> {
+        let d = self.duration(item, key)?;
+        if d.is_zero() {
+            self.r
+                .error(item.span(), key, "must be longer than zero", None);
+            return None;
+        }
+        Some(d)
+    }
+
+    fn secrets(&mut self, item: &Item, key: &str) -> Vec<Secret> {
+        let tables: Vec<(&dyn TableLike, Span)> = if let Some(arr) = item.as_array() {
+            let mut v = Vec::new();
+            for (i, e) in arr.iter().enumerate() {
+                match e.as_inline_table() {
+                    Some(t) => v.push((t as &dyn TableLike, e.span())),
+                    None => self.r.error(
+                        e.span(),
+                        &format!("{key}[{i}]"),
+                        "expected a table like { name = \"db_password\", type = \"env\", target = \"PASSWORD\" }",
+                        None,
+                    ),
+                }
+            }
+            v
+        } else if let Some(aot) = item.as_array_of_tables() {
+            aot.iter()
+                .map(|t| (t as &dyn TableLike, t.span()))
+                .collect()
+        } else {
+            self.r.error(
+                item.span(),
+                key,
+                format!("expected an array of tables, found {}", type_name(item)),
+                None,
+            );
+            return vec![];
+        };
+        let mut out: Vec<Secret> = Vec::new();
+        for (i, (t, span)) in tables.into_iter().enumerate() {
+            let k = format!("{key}[{i}]");
+            let mut name = None;
+            let mut kind = SecretKind::Mount;
+            let mut target = None;
+            let mut source = None;
+            for (f, v, _) in self.entries(t, &k, Some(SECRET_KEYS)) {
+                let fk = join(&k, f);
+                match f {
+                    "name" => {
+                        name = self.parsed(v, &fk, |s| values::check_name(s).map(|_| s.to_string()))
+                    }
+                    "type" => {
+                        kind = self
+                            .choice(
+                                v,
+                                &fk,
+                                &[("env", SecretKind::Env), ("mount", SecretKind::Mount)],
+                            )
+                            .unwrap_or(SecretKind::Mount)
+                    }
+                    "target" => target = self.string(v, &fk).map(|s| (s, v.span())),
+                    "source" => source = self.parsed(v, &fk, values::check_abs_path),
+                    _ => unreachable!(),
+                }
+            }
+            let Some(name) = name else {
+                if !t.contains_key("name") {
+                    self.r.error(span, &k, "missing required key `name`", None);
+                }
+                continue;
+            };
+            if let Some((tgt, tspan)) = &target {
+                let check = match kind {
+                    SecretKind::Env => values::check_env_name(tgt),
+                    SecretKind::Mount => {
+                        if tgt.starts_with('/') {
+                            values::check_abs_path(tgt).map(|_| ())
+                        } else if tgt.is_empty()
+                            || tgt.contains('/')
+                            || tgt == ".."
+                            || tgt.contains(',')
+                        {
+                            Err(format!(
+                                "invalid secret target {tgt:?}: a file name or an absolute path"
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                };
+                if let Err(e) = check {
+                    self.r.error(tspan.clone(), &format!("{k}.target"), e, None);
+                }
+            }
+            if out.iter().any(|s| s.name == name) {
+                self.r
+                    .error(span, &k, format!("secret {name:?} is listed twice"), None);
+                continue;
+            }
+            out.push(Secret {
+                name,
+                kind,
+                target: target.map(|(t, _)| t),
+                source,
+            });
+        }
+        out
+    }
+
+    fn resources(&mut self, item: &Item, prefix: &str) -> Resources {
+        let mut r = Resources::default();
+        let Some(t) = self.table(item, prefix) else {
+            return r;
+        };
+        let mut reservation_span = None;
+        for (k, v, _) in self.entries(t, prefix, Some(RESOURCE_KEYS)) {
+            let key = join(prefix, k);
+            match k {
+                "memory" => r.memory = self.size(v, &key),
+                "memory_reservation" => {
+                    r.memory_reservation = self.size(v, &key);
+                    reservation_span = v.span();
+                }
+                "cpus" => {
+                    let f = match v.as_value() {
+                        Some(Value::Float(f)) => Some(*f.value()),
+                        Some(Value::Integer(n)) => Some(*n.value() as f64),
+                        _ => None,
+                    };
+                    match f {
+                        Some(f) if f.is_finite() && f > 0.0 && f <= 4096.0 => {
+                            if (f * 100.0).fract().abs() > 1e-9 {
+                                self.r.error(v.span(), &key, format!("{f} has more precision than systemd's CPUQuota (1% of a core): use at most two decimals"), None);
+                            } else {
+                                r.cpus = Some(f);
+                            }
+                        }
+                        Some(f) => self.r.error(
+                            v.span(),
+                            &key,
+                            format!("{f} is not a valid CPU count: must be greater than 0 (0.5 = half a core)"),
+                            None,
+                        ),
+                        None => self.r.error(
+                            v.span(),
+                            &key,
+                            format!("expected a number of cores like 1.0 or 0.5, found {}", type_name(v)),
+                            None,
+                        ),
+                    }
+                }
+                "pids" => r.pids = self.integer(v, &key, 1, 4_194_304).map(|n| n as u32),
+                _ => unreachable!(),
+            }
+        }
+        if let (Some(mem), Some(res)) = (r.memory, r.memory_reservation) {
+            if res > mem {
+                self.r.error(
+                    reservation_span,
+                    &join(prefix, "memory_reservation"),
+                    format!("the reservation ({res} bytes) is larger than the hard limit `memory` ({mem} bytes)"),
+                    None,
+                );
+            }
+        }
+        r
+    }
+
+    fn health(&mut self, item: &Item, prefix: &str) -> Option<Health> {
+        let t = self.table(item, prefix)?;
+        let mut checks: Vec<(&str, HealthCheck)> = Vec::new();
+        let mut expect_status = None;
+        let mut ca_file = None;
+        let mut h = Health {
+            check: HealthCheck::Cmd(vec![]),
+            interval: DEFAULT_HEALTH_INTERVAL,
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            retries: DEFAULT_HEALTH_RETRIES,
+            start_period: std::time::Duration::ZERO,
+            on_failure: OnFailure::default(),
+        };
+        let mut ok = true;
+        let errors_before = self.r.errors.len();
+        for (k, v, _) in self.entries(t, prefix, Some(HEALTH_KEYS)) {
+            let key = join(prefix, k);
+            match k {
+                "cmd" => {
+                    if let Some(argv) = self.argv(v, &key) {
+                        checks.push(("cmd", HealthCheck::Cmd(argv)));
+                    }
+                }
+                "http" => {
+                    if let Some(url) = self.parsed(v, &key, check_http_url) {
+                        checks.push((
+                            "http",
+                            HealthCheck::Http {
+                                url,
+                                expect_status: 200,
+                                ca_file: None,
+                            },
+                        ));
+                    }
+                }
+                "tcp" => {
+                    if let Some(addr) = self.parsed(v, &key, check_tcp_addr) {
+                        checks.push(("tcp", HealthCheck::Tcp { addr }));
+                    }
+                }
+                "expect_status" => {
+                    expect_status = self
+                        .integer(v, &key, 100, 599)
+                        .map(|n| (n as u16, v.span()))
+                }
+                "ca_file" => {
+                    ca_file = self
+                        .parsed(v, &key, values::check_abs_path)
+                        .map(|p| (p, v.span()))
+                }
+                "interval" => h.interval = self.nonzero_duration(v, &key).unwrap_or(h.interval),
+                "timeout" => h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout),
+                "start_period" => h.start_period = self.duration(v, &key).unwrap_or_default(),
+                "retries" => h.retries = self.integer(v, &key, 1, 1000).unwrap_or(3) as u32,
+                "on_failure" => {
+                    h.on_failure = self
+                        .choice(
+                            v,
+                            &key,
+                            &[
+                                ("restart", OnFailure::Restart),
+                                ("rollback", OnFailure::Rollback),
+                                ("none", OnFailure::None),
+                            ],
+                        )
+                        .unwrap_or_default()
+                }
+                _ => unreachable!(),
+            }
+        }
+        let header = item.span();
+        match checks.len() {
+            1 => {
+                h.check = checks
+                    .pop()
+                    .map(|(_, c)| c)
+                    .unwrap_or(HealthCheck::Cmd(vec![]))
+            }
+            0 => {
+                if self.r.errors.len() == errors_before {
+                    self.r.error(
+                        header.clone(),
+                        prefix,
+                        "a health check needs one of `cmd`, `http` or `tcp`",
+                        None,
+                    );
+                }
+                ok = false;
+            }
+            _ => {
+                let names: Vec<&str> = checks.iter().map(|(n, _)| *n).collect();
+                self.r.error(
+                    header.clone(),
+                    prefix,
+                    format!(
+                        "only one of `cmd`, `http` or `tcp` may be set, found {}",
+                        names.join(" and ")
+                    ),
+                    None,
+                );
+                ok = false;
+            }
+        }
+        match &mut h.check {
+            HealthCheck::Http {
+                url,
+                expect_status: es,
+                ca_file: ca,
+            } => {
+                if let Some((s, _)) = expect_status {
+                    *es = s;
+                }
+                if let Some((p, span)) = ca_file {
+                    if !url.starts_with("https://") {
+                        self.r.error(
+                            span,
+                            &join(prefix, "ca_file"),
+                            "`ca_file` only applies to an https:// check",
+                            None,
+                        );
+                    }
+                    *ca = Some(p);
+                }
+            }
+            _ if ok => {
+                if let Some((_, span)) = expect_status {
+                    self.r.error(
+                        span,
+                        &join(prefix, "expect_status"),
+                        "`expect_status` only applies to an `http` check",
+                        None,
+                    );
+                }
+                if let Some((_, span)) = ca_file {
+                    self.r.error(
+                        span,
+                        &join(prefix, "ca_file"),
+                        "`ca_file` only applies to an `http` check",
+                        None,
+                    );
+                }
+            }
+            _ => {}
+        }
+        if h.timeout > h.interval {
+            self.r.error(
+                header.clone(),
+                &join(prefix, "timeout"),
+                "the timeout is longer than the interval",
+                None,
+            );
+        }
+        ok.then_some(h)
+    }
+
+    fn network(&mut self, name: &str, t: &dyn TableLike, prefix: &str, header: Span) -> Network {
+        let mut n = Network {
+            name: name.to_string(),
+            source: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        let mut subnet = None;
+        let mut gateway = None;
+        let entries = self.entries(t, prefix, Some(NETWORK_KEYS));
+        for (k, v, _) in &entries {
+            let key = join(prefix, k);
+            match *k {
+                "subnet" => {
+                    n.subnet = self.parsed(v, &key, check_subnet).map(|(s, net)| {
+                        subnet = Some(net);
+                        s
+                    })
+                }
+                "gateway" => {
+                    n.gateway = self.parsed(v, &key, |s| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| {
+                                gateway = Some((ip, v.span()));
+                                s.to_string()
+                            })
+                            .map_err(|_| format!("invalid gateway address {s:?}"))
+                    })
+                }
+                "internal" => n.internal = self.boolean(v, &key).unwrap_or(false),
+                "ipv6" => n.ipv6 = self.boolean(v, &key).unwrap_or(false),
+                "external" => n.external = self.boolean(v, &key).unwrap_or(false),
+                "driver" => {
+                    n.driver = self
+                        .choice(
+                            v,
+                            &key,
+                            &[
+                                ("bridge", "bridge"),
+                                ("macvlan", "macvlan"),
+                                ("ipvlan", "ipvlan"),
+                            ],
+                        )
+                        .map(str::to_string)
+                }
+                "labels" => n.labels = self.string_map(v, &key, values::check_label_key),
+                _ => unreachable!(),
+            }
+        }
+        if n.external && entries.len() > 1 {
+            self.r.error(
+                header,
+                prefix,
+                "an external network is managed outside deploy-agent: `external = true` takes no other keys",
+                None,
+            );
+        }
+        if let Some((gw, span)) = gateway {
+            match subnet {
+                Some(net) if !net.contains(gw) => self.r.error(
+                    span,
+                    &join(prefix, "gateway"),
+                    format!(
+                        "gateway {gw} is not inside subnet {}",
+                        n.subnet.as_deref().unwrap_or("")
+                    ),
+                    None,
+                ),
+                None => self.r.error(
+                    span,
+                    &join(prefix, "gateway"),
+                    "a gateway needs a `subnet`",
+                    None,
+                ),
+                _ => {}
+            }
+        }
+        n
+    }
+
+    fn volume(&mut self, name: &str, t: &dyn TableLike, prefix: &str) -> Volume {
+        let mut vol = Volume {
+            name: name.to_string(),
+            source: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        for (k, v, _) in self.entries(t, prefix, Some(VOLUME_KEYS)) {
+            let key = join(prefix, k);
+            match k {
+                "driver" => {
+                    vol.driver = self
+                        .choice(v, &key, &[("local", "local"), ("image", "image")])
+                        .map(str::to_string)
+                }
+                "labels" => vol.labels = self.string_map(v, &key, values::check_label_key),
+                _ => unreachable!(),
+            }
+        }
+        vol
+    }
+}
+
+/// A parsed CIDR, for the gateway check.
+#[derive(Debug, Clone, Copy)]
+struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::*;
+        match (self.addr, ip) {
+            (V4(a), V4(b)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (V6(a), V6(b)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn check_subnet(s: &str) -> Result<(String, Cidr), String> {
+    let err = || {
+        format!(
+            "invalid subnet {s:?}: write an address and a prefix length, e.g. \"172.20.0.0/16\""
+        )
+    };
+    let (ip, prefix) = s.split_once('/').ok_or_else(err)?;
+    let addr: std::net::IpAddr = ip.parse().map_err(|_| err())?;
+    let prefix: u8 = prefix.parse().map_err(|_| err())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > max || prefix.to_string().len() != s.len() - ip.len() - 1 {
+        return Err(err());
+    }
+    Ok((s.to_string(), Cidr { addr, prefix }))
+}
+
+fn check_http_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid URL {s:?}: the scheme must be http or https"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("invalid URL {s:?}: no host"));
+    }
+    Ok(s.to_string())
+}
+
+fn check_tcp_addr(s: &str) -> Result<String, String> {
+    let err = || format!("invalid TCP address {s:?}: write host:port, e.g. \"127.0.0.1:5432\"");
+    let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(err());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(s.to_string()),
+        _ => Err(err()),
+    }
+}
