@@ -2,4 +2,6 @@
 //!
 //! One module per concern; `main.rs` only wires the CLI to them.
 
+pub mod config;
+pub mod failpoint;
 pub mod spec;

@@ -1,0 +1,331 @@
+//! Agent settings: `agent.toml` plus command-line overrides, resolved into
+//! concrete paths for this user (rootless) or for root.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::spec::values::{parse_duration, parse_size};
+
+pub const DEFAULT_CONFIG: &str = "/etc/deploy-agent/agent.toml";
+pub const DEFAULT_SPECS_DIR: &str = "/etc/deploy-agent/specs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}{place}: {message}")]
+    Invalid {
+        path: PathBuf,
+        place: String,
+        message: String,
+    },
+    #[error("cannot find the home directory: set HOME or XDG_CONFIG_HOME/XDG_STATE_HOME")]
+    NoHome,
+}
+
+/// `agent.toml` as written (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    agent: RawAgent,
+    #[serde(default)]
+    host: RawHost,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    specs_dir: Option<String>,
+    output_dir: Option<String>,
+    state_dir: Option<String>,
+    debounce: Option<String>,
+    history: Option<u32>,
+    podman_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    memory: Option<toml::Value>,
+    cpus: Option<f64>,
+}
+
+/// Overrides from the command line; they win over `agent.toml`.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub specs_dir: Option<PathBuf>,
+    pub output_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub specs_dir: PathBuf,
+    pub output_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub debounce: Duration,
+    pub history: u32,
+    /// `podman_version` from agent.toml; `None`: detect the installed one.
+    pub podman_version: Option<String>,
+    /// Host budget; `None`: this machine's RAM / cores.
+    pub host_memory: Option<u64>,
+    pub host_cpus: Option<f64>,
+    /// Running as root: system bus, system paths.
+    pub system: bool,
+}
+
+/// Where the user's files go, from the environment (XDG base directories).
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub root: bool,
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_state_home: Option<PathBuf>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        Env {
+            root: nix::unistd::geteuid().is_root(),
+            home: var("HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            xdg_state_home: var("XDG_STATE_HOME"),
+        }
+    }
+
+    fn expand(&self, p: &str) -> Result<PathBuf, ConfigError> {
+        match p.strip_prefix("~/") {
+            Some(rest) => Ok(self.home.as_ref().ok_or(ConfigError::NoHome)?.join(rest)),
+            None => Ok(PathBuf::from(p)),
+        }
+    }
+
+    fn default_output_dir(&self) -> Result<PathBuf, ConfigError> {
+        if self.root {
+            return Ok(PathBuf::from("/etc/containers/systemd/deploy-agent"));
+        }
+        let base = match &self.xdg_config_home {
+            Some(p) => p.clone(),
+            None => self
+                .home
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .join(".config"),
+        };
+        Ok(base.join("containers/systemd/deploy-agent"))
+    }
+
+    fn default_state_dir(&self) -> Result<PathBuf, ConfigError> {
+        if self.root {
+            return Ok(PathBuf::from("/var/lib/deploy-agent"));
+        }
+        let base = match &self.xdg_state_home {
+            Some(p) => p.clone(),
+            None => self
+                .home
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .join(".local/state"),
+        };
+        Ok(base.join("deploy-agent"))
+    }
+}
+
+impl Config {
+    /// Reads `agent.toml` (the `--config` path, or the default one if it
+    /// exists) and applies the overrides.
+    pub fn load(over: &Overrides, env: &Env) -> Result<Config, ConfigError> {
+        let (path, required) = match &over.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::from_text(text.as_deref().unwrap_or(""), &path, over, env)
+    }
+
+    pub fn from_text(
+        text: &str,
+        path: &Path,
+        over: &Overrides,
+        env: &Env,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let place = span
+                .map(|s| {
+                    let (l, c) = crate::spec::line_col(text, s.start);
+                    format!(":{l}:{c}")
+                })
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                place,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_string()))?;
+        let a = raw.agent;
+        let path_of = |over: &Option<PathBuf>,
+                       raw: &Option<String>|
+         -> Result<Option<PathBuf>, ConfigError> {
+            match (over, raw) {
+                (Some(p), _) => Ok(Some(p.clone())),
+                (None, Some(s)) => env.expand(s).map(Some),
+                (None, None) => Ok(None),
+            }
+        };
+        let debounce = match &a.debounce {
+            Some(d) => {
+                parse_duration(d).map_err(|e| invalid(None, format!("agent.debounce: {e}")))?
+            }
+            None => Duration::from_millis(500),
+        };
+        let host_memory = match &raw.host.memory {
+            None => None,
+            Some(toml::Value::Integer(n)) if *n > 0 => Some(*n as u64),
+            Some(toml::Value::String(s)) => {
+                Some(parse_size(s).map_err(|e| invalid(None, format!("host.memory: {e}")))?)
+            }
+            Some(v) => return Err(invalid(None, format!("host.memory: invalid size {v}"))),
+        };
+        if let Some(c) = raw.host.cpus {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(invalid(
+                    None,
+                    format!("host.cpus: {c} must be greater than 0"),
+                ));
+            }
+        }
+        if let Some(0) = a.history {
+            return Err(invalid(
+                None,
+                "agent.history: keep at least 1 generation".into(),
+            ));
+        }
+        Ok(Config {
+            specs_dir: path_of(&over.specs_dir, &a.specs_dir)?
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SPECS_DIR)),
+            output_dir: match path_of(&over.output_dir, &a.output_dir)? {
+                Some(p) => p,
+                None => env.default_output_dir()?,
+            },
+            state_dir: match path_of(&over.state_dir, &a.state_dir)? {
+                Some(p) => p,
+                None => env.default_state_dir()?,
+            },
+            debounce,
+            history: a.history.unwrap_or(20),
+            podman_version: a.podman_version,
+            host_memory,
+            host_cpus: raw.host.cpus,
+            system: env.root,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_env() -> Env {
+        Env {
+            root: false,
+            home: Some("/home/a".into()),
+            xdg_config_home: None,
+            xdg_state_home: Some("/xs".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_for_user_and_root() {
+        let c =
+            Config::from_text("", Path::new("a.toml"), &Overrides::default(), &user_env()).unwrap();
+        assert_eq!(c.specs_dir, Path::new("/etc/deploy-agent/specs"));
+        assert_eq!(
+            c.output_dir,
+            Path::new("/home/a/.config/containers/systemd/deploy-agent")
+        );
+        assert_eq!(c.state_dir, Path::new("/xs/deploy-agent"));
+        assert_eq!(c.debounce, Duration::from_millis(500));
+        assert_eq!(c.history, 20);
+        let root = Env {
+            root: true,
+            ..user_env()
+        };
+        let c = Config::from_text("", Path::new("a.toml"), &Overrides::default(), &root).unwrap();
+        assert_eq!(
+            c.output_dir,
+            Path::new("/etc/containers/systemd/deploy-agent")
+        );
+        assert_eq!(c.state_dir, Path::new("/var/lib/deploy-agent"));
+    }
+
+    #[test]
+    fn file_values_tilde_and_overrides() {
+        let text = "[agent]\nspecs_dir = \"/srv/specs\"\noutput_dir = \"~/q\"\ndebounce = \"2s\"\nhistory = 5\npodman_version = \"4.9\"\n[host]\nmemory = \"512M\"\ncpus = 2\n";
+        let over = Overrides {
+            specs_dir: Some("/cli/specs".into()),
+            ..Default::default()
+        };
+        let c = Config::from_text(text, Path::new("a.toml"), &over, &user_env()).unwrap();
+        assert_eq!(c.specs_dir, Path::new("/cli/specs"));
+        assert_eq!(c.output_dir, Path::new("/home/a/q"));
+        assert_eq!(c.debounce, Duration::from_secs(2));
+        assert_eq!(c.history, 5);
+        assert_eq!(c.podman_version.as_deref(), Some("4.9"));
+        assert_eq!(c.host_memory, Some(512 << 20));
+        assert_eq!(c.host_cpus, Some(2.0));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_place() {
+        let e = Config::from_text(
+            "[agent]\nspecs_dri = \"/x\"\n",
+            Path::new("agent.toml"),
+            &Overrides::default(),
+            &user_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("agent.toml:2:1: unknown field `specs_dri`"),
+            "{e}"
+        );
+        let e = Config::from_text(
+            "[agent]\ndebounce = \"fast\"\n",
+            Path::new("agent.toml"),
+            &Overrides::default(),
+            &user_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("agent.debounce: invalid duration"), "{e}");
+        let e = Config::from_text(
+            "[host]\nmemory = \"12Q\"\n",
+            Path::new("agent.toml"),
+            &Overrides::default(),
+            &user_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("host.memory: invalid size"), "{e}");
+    }
+}
