@@ -1,0 +1,139 @@
+//! Command line: argument definitions (clap) and their help text.
+//!
+//! The commands themselves live in `commands.rs`; this module only says what
+//! an operator can type, so the man page and completions are generated from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// deploy-agent: run containers from TOML specs as systemd services.
+///
+/// Specs under the specs directory (default /etc/deploy-agent/specs) describe
+/// containers, networks and volumes. deploy-agent renders them as Podman
+/// Quadlet files, reloads systemd once per change set and starts, restarts or
+/// stops only the units whose files changed.
+///
+/// Exit codes: 0 success, 1 operational failure (a unit failed, health
+/// failed, systemd unreachable), 2 invalid specs or usage.
+#[derive(Debug, Parser)]
+#[command(
+    name = "deploy-agent",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Agent settings file [default: /etc/deploy-agent/agent.toml, if it exists]
+    #[arg(long, global = true, value_name = "PATH", env = "DEPLOY_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of spec files (*.toml, read in lexical order); overrides agent.toml
+    #[arg(long, global = true, value_name = "DIR", env = "DEPLOY_AGENT_SPECS")]
+    pub specs: Option<PathBuf>,
+    /// Where rendered Quadlet files go; overrides agent.toml
+    /// [default: ~/.config/containers/systemd/deploy-agent, or /etc/containers/systemd/deploy-agent as root]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// History and last good rendering; overrides agent.toml
+    /// [default: ~/.local/state/deploy-agent, or /var/lib/deploy-agent as root]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as a daemon: apply, then watch the specs and re-apply on change or
+    /// SIGHUP; run health checks; report to systemd (sd_notify).
+    Run,
+    /// Parse and check all specs; print every error with file:line:col.
+    Validate,
+    /// Write the Quadlet files that would be applied into DIR; touches neither
+    /// systemd nor the output directory.
+    Render {
+        /// Directory to write into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Show what `apply` would change: files added, changed (as a diff) or
+    /// removed, and the unit actions, without doing it.
+    Plan {
+        /// Print the plan as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply once: write files, one daemon-reload, start/restart/stop the
+    /// affected units in dependency order, wait for the jobs, report.
+    Apply(ApplyArgs),
+    /// Managed units: active state, health, memory use against the limit,
+    /// generation.
+    Status {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List applied generations.
+    History {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-apply an earlier generation's rendering (default: the one before the current).
+    Rollback {
+        /// Generation number to go back to (see `history`)
+        #[arg(long, value_name = "GEN")]
+        to: Option<u64>,
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// How long to wait for each unit job (start/restart/stop)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::values::parse_duration(s)
+}
+
+impl Cli {
+    /// The clap command, for man pages and completions.
+    pub fn command() -> clap::Command {
+        <Cli as clap::CommandFactory>::command()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_global_flags_after_the_command() {
+        let c = Cli::try_parse_from(["deploy-agent", "render", "--out", "/tmp/x", "--specs", "/s"])
+            .unwrap();
+        assert_eq!(c.global.specs.as_deref(), Some(std::path::Path::new("/s")));
+        assert!(matches!(c.command, Command::Render { .. }));
+        let c = Cli::try_parse_from(["deploy-agent", "rollback", "--to", "3"]).unwrap();
+        assert!(matches!(c.command, Command::Rollback { to: Some(3), .. }));
+        assert!(Cli::try_parse_from(["deploy-agent", "apply", "--timeout", "fast"]).is_err());
+    }
+}
