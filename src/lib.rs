@@ -5,4 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod failpoint;
+pub mod history;
+pub mod journal;
 pub mod spec;
