@@ -8,3 +8,4 @@ pub mod failpoint;
 pub mod history;
 pub mod journal;
 pub mod spec;
+pub mod watch;
