@@ -153,6 +153,25 @@ impl History {
         Ok(Generation { meta, rendered })
     }
 
+    /// The spec files of generation `n` as they were read: (original path, text).
+    pub fn specs(&self, n: u64) -> Result<Vec<(PathBuf, String)>, HistoryError> {
+        let meta = self.meta(n)?;
+        let dir = self.gen_dir(n).join("specs");
+        let mut out = Vec::new();
+        for (i, path) in meta.spec_files.iter().enumerate() {
+            let base = Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let p = dir.join(format!("{i:03}-{base}"));
+            out.push((
+                PathBuf::from(path),
+                fs::read_to_string(&p).map_err(io(&p, "cannot read"))?,
+            ));
+        }
+        Ok(out)
+    }
+
     pub fn latest(&self) -> Result<Option<Meta>, HistoryError> {
         match self.numbers()?.last() {
             Some(n) => self.meta(*n).map(Some),
@@ -293,6 +312,7 @@ mod tests {
         let g = h.load(3).unwrap();
         assert_eq!(g.rendered["web.container"], "v3");
         assert_eq!(g.meta.spec_files, ["/etc/deploy-agent/specs/web.toml"]);
+        assert_eq!(h.specs(3).unwrap(), specs);
         assert!(matches!(h.load(1), Err(HistoryError::NoSuchGeneration(1))));
     }
 
