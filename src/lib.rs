@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod failpoint;
+pub mod health;
 pub mod history;
 pub mod journal;
 pub mod spec;

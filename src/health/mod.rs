@@ -1,0 +1,30 @@
+//! Health: everything that decides whether a managed container is healthy
+//! and what to do about it.
+//!
+//! This module owns
+//! - the probes the agent runs itself (`http`/`https` and `tcp`, each with a
+//!   timeout) and the read of Podman's verdict for in-container `cmd` checks
+//!   ([`probe`]);
+//! - the pure per-unit health state machine: start period, retries,
+//!   recovery, restarts with exponential backoff and a restart cap, rollback
+//!   of a generation that never became healthy ([`machine`]);
+//! - the journal event kinds with their stable `MESSAGE_ID`s and syslog
+//!   priorities ([`event`]).
+//!
+//! It does not own scheduling, restarting units or logging: the daemon loop
+//! asks the machine when to wake ([`HealthMachine::next_due`]), runs the
+//! probes and carries out the [`Action`]s, and logs the [`Transition`]s with
+//! tracing fields.
+
+pub mod event;
+pub mod machine;
+pub mod probe;
+
+pub use event::HealthEvent;
+pub use machine::{
+    Action, Backoff, HealthMachine, HealthState, Output, Policy, StartKind, Transition,
+};
+pub use probe::{
+    ensure_crypto_provider, podman_verdict, probe, probe_container, try_probe, ProbeError,
+    ProbeResult,
+};
