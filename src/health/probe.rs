@@ -283,16 +283,16 @@ fn classify(err: reqwest::Error) -> ProbeError {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return from_rustls(tls);
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            // io::Error::source() skips the error it wraps, so look inside.
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return from_rustls(tls);
-            }
-            if io.kind() == io::ErrorKind::ConnectionRefused {
-                return ProbeError::Refused;
-            }
+        let io = e.downcast_ref::<io::Error>();
+        if io.is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused) {
+            return ProbeError::Refused;
         }
-        cause = e.source();
+        // io::Error::source() skips the error it wraps (hyper-rustls wraps
+        // the handshake's io::Error, which wraps rustls's), so step into it.
+        cause = match io.and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     ProbeError::Http(error_chain(&err))
 }
