@@ -1,0 +1,283 @@
+//! The agent-side health probes against real servers on 127.0.0.1: a tiny
+//! HTTP/1.1 server whose answer can be switched, the same over TLS with a
+//! self-signed certificate made at test time, plain TCP listeners, and a
+//! server that accepts but never answers.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deploy_agent::health::{ensure_crypto_provider, probe, probe_container, ProbeResult};
+use deploy_agent::spec::model::HealthCheck;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A server on 127.0.0.1 answering every request with the current `status`,
+/// over TLS when `tls` is given.
+struct Server {
+    port: u16,
+    status: Arc<AtomicU16>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = Arc::new(AtomicU16::new(200));
+        let answer = status.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let status = answer.load(Ordering::SeqCst);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        Some(acceptor) => {
+                            // A client that does not trust us ends the handshake.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                respond(stream, status).await;
+                            }
+                        }
+                        None => respond(stream, status).await,
+                    }
+                });
+            }
+        });
+        Server { port, status, task }
+    }
+
+    fn answer(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Stops accepting and closes the listening socket.
+    async fn shut_down(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Reads one request head and answers it, then closes the connection.
+async fn respond(mut stream: impl AsyncRead + AsyncWrite + Unpin, status: u16) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let reply = format!(
+        "HTTP/1.1 {status} Whatever\r\nContent-Length: 2\r\nLocation: /elsewhere\r\nConnection: close\r\n\r\nok"
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn http(url: String, expect_status: u16, ca_file: Option<PathBuf>) -> HealthCheck {
+    HealthCheck::Http {
+        url,
+        expect_status,
+        ca_file,
+    }
+}
+
+fn assert_ok(r: &ProbeResult, detail: &str) {
+    assert!(r.ok, "expected ok, got: {}", r.detail);
+    assert_eq!(r.detail, detail);
+}
+
+fn assert_fails(r: &ProbeResult, detail_starts: &str) {
+    assert!(!r.ok, "expected a failure, got ok: {}", r.detail);
+    assert!(
+        r.detail.starts_with(detail_starts),
+        "detail {:?} does not start with {:?}",
+        r.detail,
+        detail_starts
+    );
+}
+
+/// A port nothing listens on (bound, then released).
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn http_probe_follows_the_server_healthy_then_500_then_gone() {
+    let server = Server::start(None).await;
+    let check = http(
+        format!("http://127.0.0.1:{}/health/", server.port),
+        200,
+        None,
+    );
+
+    assert_ok(&probe(&check, TIMEOUT).await, "HTTP 200");
+
+    server.answer(500);
+    assert_fails(&probe(&check, TIMEOUT).await, "HTTP 500");
+    assert_eq!(
+        probe(&check, TIMEOUT).await.detail,
+        "HTTP 500 (expected 200)"
+    );
+
+    server.shut_down().await;
+    let r = probe(&check, TIMEOUT).await;
+    assert_fails(&r, "connection refused");
+    assert_eq!(r.detail, "connection refused");
+}
+
+#[tokio::test]
+async fn status_is_compared_exactly_and_redirects_are_not_followed() {
+    let server = Server::start(None).await;
+    let url = format!("http://127.0.0.1:{}/", server.port);
+
+    server.answer(204);
+    assert_fails(
+        &probe(&http(url.clone(), 200, None), TIMEOUT).await,
+        "HTTP 204 (expected 200)",
+    );
+    assert_ok(
+        &probe(&http(url.clone(), 204, None), TIMEOUT).await,
+        "HTTP 204",
+    );
+
+    server.answer(301);
+    assert_fails(
+        &probe(&http(url.clone(), 200, None), TIMEOUT).await,
+        "HTTP 301 (expected 200)",
+    );
+    server.shut_down().await;
+}
+
+/// A self-signed certificate for 127.0.0.1 and a TLS acceptor serving it;
+/// the certificate's PEM is written to `dir/name`.
+fn self_signed(dir: &std::path::Path, name: &str) -> (tokio_rustls::TlsAcceptor, PathBuf) {
+    ensure_crypto_provider();
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let pem_path = dir.join(name);
+    std::fs::write(&pem_path, cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem_path)
+}
+
+#[tokio::test]
+async fn https_self_signed_is_refused_unless_ca_file_trusts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = self_signed(dir.path(), "server.pem");
+    let (_, other_ca) = self_signed(dir.path(), "other.pem");
+    let server = Server::start(Some(acceptor)).await;
+    let url = format!("https://127.0.0.1:{}/health/", server.port);
+
+    // System roots only: refused.
+    let r = probe(&http(url.clone(), 200, None), TIMEOUT).await;
+    assert_fails(&r, "certificate not trusted: unknown issuer");
+
+    // Another self-signed certificate as ca_file does not help (it has the
+    // same subject, so rustls finds it and then rejects the signature).
+    let r = probe(&http(url.clone(), 200, Some(other_ca)), TIMEOUT).await;
+    assert_fails(&r, "certificate not trusted: ");
+
+    // The server's own certificate as ca_file: trusted.
+    assert_ok(
+        &probe(&http(url.clone(), 200, Some(ca.clone())), TIMEOUT).await,
+        "HTTP 200",
+    );
+
+    // And the status still counts over TLS.
+    server.answer(503);
+    assert_fails(
+        &probe(&http(url, 200, Some(ca)), TIMEOUT).await,
+        "HTTP 503 (expected 200)",
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn tcp_probe_open_and_closed_ports() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap();
+    let r = probe(
+        &HealthCheck::Tcp {
+            addr: open.to_string(),
+        },
+        TIMEOUT,
+    )
+    .await;
+    assert_ok(&r, &format!("connected to {open}"));
+
+    let closed = format!("127.0.0.1:{}", closed_port().await);
+    let r = probe(&HealthCheck::Tcp { addr: closed }, TIMEOUT).await;
+    assert_fails(&r, "connection refused");
+    assert_eq!(r.detail, "connection refused");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn http_probe_times_out_on_a_server_that_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection, never writes a byte.
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let check = http(format!("http://127.0.0.1:{port}/"), 200, None);
+    let r = probe(&check, timeout).await;
+    assert_fails(&r, "timed out");
+    assert_eq!(r.detail, "timed out after 300ms");
+    assert!(r.elapsed >= timeout, "{:?}", r.elapsed);
+    assert!(r.elapsed < Duration::from_secs(3), "{:?}", r.elapsed);
+
+    // https against the same silent server times out in the handshake.
+    let check = http(format!("https://127.0.0.1:{port}/"), 200, None);
+    assert_eq!(
+        probe(&check, Duration::from_secs(1)).await.detail,
+        "timed out after 1s"
+    );
+    silent.abort();
+}
+
+#[tokio::test]
+async fn probe_container_runs_agent_side_checks_itself() {
+    let server = Server::start(None).await;
+    let check = http(format!("http://127.0.0.1:{}/", server.port), 200, None);
+    // No container of that name is needed for an agent-side check.
+    assert_ok(
+        &probe_container("no-such-container", &check, TIMEOUT).await,
+        "HTTP 200",
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn cmd_check_of_a_missing_container_is_a_failure() {
+    let check = HealthCheck::Cmd(vec!["true".to_string()]);
+    let r = probe_container("deploy-agent-test-no-such-container", &check, TIMEOUT).await;
+    assert!(!r.ok, "{}", r.detail);
+    // Either Podman is not installed, or it says there is no such container.
+    assert!(
+        r.detail.starts_with("cannot run podman: ")
+            || r.detail
+                .starts_with("podman healthcheck run failed (exit 125): "),
+        "{}",
+        r.detail
+    );
+}
