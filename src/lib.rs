@@ -2,6 +2,7 @@
 //!
 //! One module per concern; `main.rs` only wires the CLI to them.
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod failpoint;
