@@ -9,5 +9,6 @@ pub mod failpoint;
 pub mod health;
 pub mod history;
 pub mod journal;
+pub mod render;
 pub mod spec;
 pub mod watch;
