@@ -9,6 +9,7 @@ pub mod failpoint;
 pub mod health;
 pub mod history;
 pub mod journal;
+pub mod quadlet;
 pub mod render;
 pub mod spec;
 pub mod watch;
