@@ -127,7 +127,7 @@ pub fn changed(set: &SpecSet, old: &Hashes, new: &Hashes) -> BTreeMap<String, St
                 let what = set
                     .containers
                     .get(name)
-                    .map(|c| describe_inputs(c))
+                    .map(describe_inputs)
                     .unwrap_or_else(|| "an input file".into());
                 out.insert(file.clone(), format!("{what} changed"));
             }
