@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Installs the .deb on a booted systemd (tests/env/testenv: a PID + mount +
+# UTS namespace with its own /run, an unprivileged user with a user manager,
+# rootless podman) and checks what an operator gets:
+#
+#  1. install: the files where they belong, /etc/deploy-agent/agent.toml a
+#     conffile, the tmpfiles.d directories, nothing enabled or started, the
+#     installed units clean under systemd-analyze verify (system and --user),
+#     the man pages found by man;
+#  2. the agent as the user unit (systemctl --user start deploy-agent) with
+#     the packaged example spec (its port moved to $PORT): validate, the
+#     unit active, the container's service active and answering over HTTP;
+#  3. upgrade: agent.toml edited, then a newer build installed with plain
+#     `dpkg -i` and no terminal (no --force-conf*: a conffile prompt would
+#     fail the test): the edit is kept, no .dpkg-* files, the running user
+#     agent was restarted and the container was not;
+#  4. remove (agents stopped, containers left running, conffile kept) and
+#     purge (conffile and /var/lib/deploy-agent gone).
+#
+# Step 2 (and the restart check in 3) needs a binary that implements the CLI
+# (`deploy-agent --version`); with the placeholder main it is reported as
+# skipped.
+#
+# The namespace shares the host's file system except /run and /tmp, so dpkg
+# installs onto the HOST and the test purges the package again at the end (a
+# disposable CI machine is assumed). It refuses to run if deploy-agent is
+# already installed.
+#
+#   tests/packaging/install-test.sh [--keep-env]
+#
+# Uses the packages of tests/packaging/build.sh (target/packaging/out/,
+# built if missing) and builds the "newer" one itself (version
+# VERSION+upgradetest1, through a changelog entry made in a copy). Runs its
+# own testenv instance (TESTENV_DIR=/var/tmp/deploy-agent-pkgtest,
+# TESTENV_USER=pkgtest unless set), so a developer's environment is left
+# alone; it is taken down again unless --keep-env or it was up before.
+# PORT (default 18181) is the host port the example publishes on 127.0.0.1.
+# shellcheck disable=SC2016 # single-quoted $ in sh -c is meant for that shell
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export TESTENV_DIR=${TESTENV_DIR:-/var/tmp/deploy-agent-pkgtest}
+export TESTENV_USER=${TESTENV_USER:-pkgtest}
+testenv=$repo/tests/env/testenv
+PORT=${PORT:-18181}
+keep_env=""
+[ "${1:-}" = --keep-env ] && keep_env=1
+
+say() { printf 'install-test: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (dpkg, namespaces)"
+[ -x "$testenv" ] || die "$testenv is missing"
+
+pass=0 failed=0 skipped=0
+ok() { pass=$((pass + 1)); printf 'install-test: ok   %s\n' "$*" >&2; }
+bad() { failed=$((failed + 1)); printf 'install-test: FAIL %s\n' "$*" >&2; }
+skip() { skipped=$((skipped + 1)); printf 'install-test: skip %s\n' "$*" >&2; }
+# check WHAT CMD...: CMD's exit status decides.
+check() {
+	local what=$1
+	shift
+	if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
+}
+t0=$(date +%s)
+step_t=$t0
+timings=()
+phase() {
+	local now
+	now=$(date +%s)
+	[ -z "${phase_name:-}" ] || timings+=("$(printf '%-30s %4ss' "$phase_name" $((now - step_t)))")
+	phase_name=$1 step_t=$now
+	[ "$1" = end ] || say "== $1"
+}
+
+R() { "$testenv" root "$@"; }   # as root in the namespace
+U() { "$testenv" user "$@"; }   # as the test user in the namespace
+
+# ---------------------------------------------------------------- packages
+phase "packages"
+version=$("$here/check-version.sh")
+out=$repo/target/packaging/out
+deb1=$(find "$out" -maxdepth 1 -name "deploy-agent_${version}_*.deb" | head -n1)
+if [ -z "$deb1" ]; then
+	"$here/build.sh" --only deb
+	deb1=$(find "$out" -maxdepth 1 -name "deploy-agent_${version}_*.deb" | head -n1)
+fi
+v2=$version+upgradetest1
+"$here/build.sh" --only deb --nocheck --deb-version "$v2" --out "$out/upgrade" >/dev/null 2>"$out/upgrade-build.log" ||
+	{ tail -n 20 "$out/upgrade-build.log" >&2; die "building the upgrade package failed"; }
+deb2=$(find "$out/upgrade" -maxdepth 1 -name "deploy-agent_${v2}_*.deb" | head -n1)
+say "packages: $(basename "$deb1"), $(basename "$deb2")"
+
+if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
+	die "deploy-agent is installed on this host already; this test installs and purges it: remove it first"
+fi
+
+# ---------------------------------------------------------------- environment
+phase "test environment"
+was_up=""
+"$testenv" status >/dev/null 2>&1 && was_up=1
+"$testenv" install >/dev/null
+"$testenv" up >/dev/null
+home=$(getent passwd "$TESTENV_USER" | cut -d: -f6)
+
+cleanup() {
+	set +e
+	say "cleanup"
+	U sh -c 'systemctl --user stop deploy-agent.service web.service web_net-network.service;
+		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs;
+		systemctl --user daemon-reload; podman network rm -f web_net' >/dev/null 2>&1
+	if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
+		R dpkg --purge deploy-agent >/dev/null 2>&1
+	fi
+	if [ -z "$keep_env" ] && [ -z "$was_up" ]; then "$testenv" down --purge >/dev/null 2>&1; fi
+}
+trap cleanup EXIT
+
+# dpkg -i in the namespace, without a terminal: a conffile prompt would read
+# EOF and fail. Retries while another dpkg/apt holds the lock.
+dpkg_i() {
+	local log
+	for _ in $(seq 1 30); do
+		log=$(R dpkg -i "$1" </dev/null 2>&1) && { printf '%s\n' "$log"; return 0; }
+		case $log in *"lock"*) sleep 2 ;; *) printf '%s\n' "$log" >&2; return 1 ;; esac
+	done
+	printf '%s\n' "$log" >&2
+	return 1
+}
+
+# ---------------------------------------------------------------- 1. install
+phase "install"
+if log=$(dpkg_i "$deb1"); then ok "dpkg -i $(basename "$deb1")"; else bad "dpkg -i $(basename "$deb1")"; exit 1; fi
+for f in /usr/bin/deploy-agent /usr/lib/systemd/user/deploy-agent.service \
+	/usr/lib/systemd/system/deploy-agent-system.service /usr/lib/tmpfiles.d/deploy-agent.conf \
+	/etc/deploy-agent/agent.toml /usr/share/man/man1/deploy-agent.1.gz /usr/share/man/man1/deploy-agent-run.1.gz \
+	/usr/share/bash-completion/completions/deploy-agent /usr/share/zsh/vendor-completions/_deploy-agent \
+	/usr/share/fish/vendor_completions.d/deploy-agent.fish /usr/share/doc/deploy-agent/examples/web.toml \
+	/usr/share/doc/deploy-agent/README.specs; do
+	check "installed: $f" test -s "$f"
+done
+check "conffile: /etc/deploy-agent/agent.toml" sh -c "dpkg-query -W -f='\${Conffiles}' deploy-agent | grep -q '^ /etc/deploy-agent/agent.toml '"
+check "/etc/deploy-agent/specs: 755 root, empty (no example installed there)" \
+	sh -c '[ "$(stat -c %a:%U /etc/deploy-agent/specs)" = 755:root ] && [ -z "$(ls -A /etc/deploy-agent/specs)" ]'
+check "/var/lib/deploy-agent: 700 root (tmpfiles.d)" sh -c '[ "$(stat -c %a:%U /var/lib/deploy-agent)" = 700:root ]'
+check "system unit: disabled and inactive" sh -c "[ \"\$($testenv root systemctl is-enabled deploy-agent-system.service)\" = disabled ] && ! $testenv root systemctl is-active -q deploy-agent-system.service"
+check "user unit: disabled and inactive" sh -c "[ \"\$($testenv user systemctl --user is-enabled deploy-agent.service)\" = disabled ] && ! $testenv user systemctl --user is-active -q deploy-agent.service"
+if v=$(R systemd-analyze verify /usr/lib/systemd/system/deploy-agent-system.service 2>&1) && [ -z "$v" ]; then
+	ok "systemd-analyze verify deploy-agent-system.service (as installed, man pages included)"
+else bad "systemd-analyze verify deploy-agent-system.service: $v"; fi
+if v=$(U systemd-analyze verify --user /usr/lib/systemd/user/deploy-agent.service 2>&1) && [ -z "$v" ]; then
+	ok "systemd-analyze verify --user deploy-agent.service (as installed, man pages included)"
+else bad "systemd-analyze verify --user deploy-agent.service: $v"; fi
+check "man -w deploy-agent-rollback" man -w deploy-agent-rollback
+
+cli=""
+if ver=$(deploy-agent --version 2>/dev/null) && [ "${ver#deploy-agent }" = "$version" ]; then
+	cli=1
+	ok "deploy-agent --version: $ver"
+else
+	skip "deploy-agent --version said '${ver:-}': the packaged binary has no CLI yet (src/main.rs); agent steps skipped"
+fi
+
+# ---------------------------------------------------------------- 2. agent
+phase "agent as user unit"
+agent_pid="" web_inv=""
+if [ -n "$cli" ]; then
+	# The packaged example, on a test port, in a specs directory of the
+	# user's own (a drop-in points the unit at it; /etc/deploy-agent/specs is
+	# the host's and stays empty).
+	U sh -euc '
+		mkdir -p ~/specs ~/.config/systemd/user/deploy-agent.service.d
+		sed -e "s/127.0.0.1:8080:8080/127.0.0.1:$1:8080/" -e "s|http://127.0.0.1:8080/|http://127.0.0.1:$1/|" \
+			/usr/share/doc/deploy-agent/examples/web.toml >~/specs/web.toml
+		printf "[Service]\nEnvironment=DEPLOY_AGENT_SPECS=%%h/specs\n" \
+			>~/.config/systemd/user/deploy-agent.service.d/50-install-test.conf
+		systemctl --user daemon-reload' _ "$PORT"
+	check "deploy-agent validate (example spec)" U deploy-agent validate --specs "$home/specs"
+	if U timeout 300 systemctl --user start deploy-agent.service; then ok "systemctl --user start deploy-agent"; else bad "systemctl --user start deploy-agent"; fi
+	check "deploy-agent.service active" U systemctl --user is-active -q deploy-agent.service
+	check "web.service active (rendered from the example)" U systemctl --user is-active -q web.service
+	check "http://127.0.0.1:$PORT/health answers ok" sh -c "curl -fsS --max-time 5 http://127.0.0.1:$PORT/health | grep -qx ok"
+	check "deploy-agent status" U deploy-agent status --specs "$home/specs"
+	agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
+	web_inv=$(U systemctl --user show -P InvocationID web.service)
+	U systemctl --user --no-pager status deploy-agent.service web.service >"$out/install-test-status.txt" 2>&1 || true
+else
+	skip "agent as user unit (needs the CLI)"
+fi
+
+# ---------------------------------------------------------------- 3. upgrade
+phase "upgrade"
+R sh -c 'sed -i "s/^# history = 20$/history = 7/" /etc/deploy-agent/agent.toml && echo "# edited by install-test" >>/etc/deploy-agent/agent.toml'
+check "agent.toml edited" grep -qx 'history = 7' /etc/deploy-agent/agent.toml
+if log=$(dpkg_i "$deb2"); then ok "dpkg -i $(basename "$deb2") (no terminal, no --force-conf*)"; else bad "dpkg -i $(basename "$deb2")"; fi
+check "version now $v2" sh -c "[ \"\$(dpkg-query -W -f='\${Version}' deploy-agent)\" = '$v2' ]"
+check "no conffile prompt" sh -c "! printf '%s' \"\$1\" | grep -q 'Configuration file'" _ "$log"
+check "agent.toml edit kept" sh -c 'grep -qx "history = 7" /etc/deploy-agent/agent.toml && grep -qx "# edited by install-test" /etc/deploy-agent/agent.toml'
+check "no agent.toml.dpkg-* files" sh -c '! ls /etc/deploy-agent/agent.toml.dpkg-* 2>/dev/null'
+if [ -n "$cli" ] && [ -n "$agent_pid" ]; then
+	new_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
+	check "user agent restarted by postinst (MainPID $agent_pid -> $new_pid)" \
+		sh -c "[ '$new_pid' != 0 ] && [ '$new_pid' != '$agent_pid' ] && $testenv user systemctl --user is-active -q deploy-agent.service"
+	check "web.service not restarted by the agent's restart" \
+		sh -c "[ \"\$($testenv user systemctl --user show -P InvocationID web.service)\" = '$web_inv' ]"
+else
+	skip "restart of the running user agent on upgrade (needs the CLI)"
+fi
+
+# ---------------------------------------------------------------- 4. remove, purge
+phase "remove, purge"
+check "dpkg -r deploy-agent" R dpkg -r deploy-agent
+check "binary removed" test ! -e /usr/bin/deploy-agent
+check "agent.toml kept on remove (conffile)" test -e /etc/deploy-agent/agent.toml
+if [ -n "$cli" ]; then
+	check "user agent stopped by prerm" sh -c "! $testenv user systemctl --user is-active -q deploy-agent.service"
+	check "web.service still running (containers are not the package's)" U systemctl --user is-active -q web.service
+fi
+check "dpkg --purge deploy-agent" R dpkg --purge deploy-agent
+check "agent.toml removed on purge" test ! -e /etc/deploy-agent/agent.toml
+check "/var/lib/deploy-agent removed on purge" test ! -e /var/lib/deploy-agent
+
+phase end
+printf '  %s\n' "${timings[@]}" >&2
+say "total $(($(date +%s) - t0))s"
+echo "install-test: $pass passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
