@@ -1,0 +1,466 @@
+//! Supervision: the daemon's per-unit health machines, the probes they ask
+//! for, their transitions as structured journal entries, and `health.json`
+//! (what `status` shows). It decides; the daemon loop carries out the
+//! restarts and rollbacks it returns, since it owns systemd and the history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::health::{
+    probe_container, Action, HealthMachine, HealthState, Policy, ProbeResult, StartKind, Transition,
+};
+use crate::spec::{units, HealthCheck, SpecSet};
+
+/// What the daemon must do for the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Restart this unit (retries spent, backoff waited).
+    Restart { unit: String },
+    /// Roll this container back to its previous good generation.
+    Rollback { container: String, unit: String },
+}
+
+struct Watched {
+    unit: String,
+    spec_file: PathBuf,
+    check: HealthCheck,
+    machine: HealthMachine,
+    /// Bumped on each (re)configuration; late probe results of an older one are dropped.
+    epoch: u64,
+    last: Option<(SystemTime, ProbeResult)>,
+    restarts: u32,
+}
+
+/// One row of `health.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitHealth {
+    pub state: String,
+    pub check: String,
+    pub last_check: Option<u64>,
+    pub last_result: Option<String>,
+    pub restarts: u32,
+    pub generation: Option<u64>,
+}
+
+pub struct Supervisor {
+    units: BTreeMap<String, Watched>,
+    /// Containers without a health check: unit name, for the summary.
+    unchecked: BTreeSet<String>,
+    tx: mpsc::UnboundedSender<(String, u64, ProbeResult)>,
+    rx: mpsc::UnboundedReceiver<(String, u64, ProbeResult)>,
+    state_dir: PathBuf,
+    generation: Option<u64>,
+    next_epoch: u64,
+}
+
+fn state_name(s: HealthState) -> String {
+    match s {
+        HealthState::Stopped => "stopped".into(),
+        HealthState::Starting => "starting".into(),
+        HealthState::Healthy => "healthy".into(),
+        HealthState::Unhealthy {
+            consecutive_failures,
+        } => format!("unhealthy ({consecutive_failures} failed)"),
+        HealthState::Failed => "failed".into(),
+    }
+}
+
+fn check_name(c: &HealthCheck) -> String {
+    match c {
+        HealthCheck::Cmd(argv) => format!("cmd {}", argv.join(" ")),
+        HealthCheck::Http { url, .. } => format!("http {url}"),
+        HealthCheck::Tcp { addr } => format!("tcp {addr}"),
+    }
+}
+
+pub fn health_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("health.json")
+}
+
+/// `health.json` as the daemon last wrote it (unit -> health).
+pub fn load(state_dir: &Path) -> BTreeMap<String, UnitHealth> {
+    std::fs::read_to_string(health_path(state_dir))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+impl Supervisor {
+    pub fn new(state_dir: &Path) -> Supervisor {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Supervisor {
+            units: BTreeMap::new(),
+            unchecked: BTreeSet::new(),
+            tx,
+            rx,
+            state_dir: state_dir.to_path_buf(),
+            generation: None,
+            next_epoch: 1,
+        }
+    }
+
+    /// After an apply: follow the containers of `set`. Units in `started`
+    /// were (re)started by it and begin a new generation; unchanged units
+    /// keep their machines; others are dropped.
+    pub fn update(
+        &mut self,
+        set: &SpecSet,
+        started: &BTreeSet<String>,
+        generation: Option<u64>,
+        now: Instant,
+    ) {
+        if generation.is_some() {
+            self.generation = generation;
+        }
+        self.unchecked = set
+            .containers
+            .values()
+            .filter(|c| c.health.is_none())
+            .map(|c| units::container(&c.name))
+            .collect();
+        let wanted: BTreeSet<&String> = set
+            .containers
+            .values()
+            .filter(|c| c.health.is_some())
+            .map(|c| &c.name)
+            .collect();
+        self.units.retain(|name, _| wanted.contains(name));
+        for c in set.containers.values() {
+            let Some(h) = &c.health else { continue };
+            let unit = units::container(&c.name);
+            let policy = Policy::from_health(h);
+            let same = self
+                .units
+                .get(&c.name)
+                .is_some_and(|w| w.check == h.check && *w.machine.policy() == policy);
+            if same && !started.contains(&unit) {
+                continue;
+            }
+            let mut machine = HealthMachine::new(policy);
+            let epoch = self.next_epoch;
+            self.next_epoch += 1;
+            let out = machine.on_started(now, StartKind::NewGeneration);
+            let w = Watched {
+                unit: unit.clone(),
+                spec_file: c.source.clone(),
+                check: h.check.clone(),
+                machine,
+                epoch,
+                last: None,
+                restarts: 0,
+            };
+            self.units.insert(c.name.clone(), w);
+            self.log(&c.name, &out.transitions);
+        }
+        self.persist();
+    }
+
+    /// The earliest moment a machine wants to be ticked.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        self.units.values().map(|w| w.machine.next_due(now)).min()
+    }
+
+    /// Ticks every due machine: starts probes, returns restarts/rollbacks.
+    pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        let due: Vec<String> = self
+            .units
+            .iter()
+            .filter(|(_, w)| w.machine.next_due(now) <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut cmds = Vec::new();
+        for name in due {
+            let Some(w) = self.units.get_mut(&name) else {
+                continue;
+            };
+            let out = w.machine.tick(now);
+            let transitions = out.transitions.clone();
+            cmds.extend(self.act(&name, out.actions));
+            self.log(&name, &transitions);
+        }
+        cmds
+    }
+
+    fn act(&mut self, name: &str, actions: Vec<Action>) -> Vec<Command> {
+        let Some(w) = self.units.get_mut(name) else {
+            return vec![];
+        };
+        let mut cmds = Vec::new();
+        for a in actions {
+            match a {
+                Action::Probe => {
+                    let tx = self.tx.clone();
+                    let check = w.check.clone();
+                    let timeout = w.machine.policy().timeout;
+                    let (name, epoch) = (name.to_string(), w.epoch);
+                    tokio::spawn(async move {
+                        let r = probe_container(&name, &check, timeout).await;
+                        let _ = tx.send((name, epoch, r));
+                    });
+                }
+                Action::Restart => {
+                    w.restarts += 1;
+                    cmds.push(Command::Restart {
+                        unit: w.unit.clone(),
+                    });
+                }
+                Action::Rollback => cmds.push(Command::Rollback {
+                    container: name.to_string(),
+                    unit: w.unit.clone(),
+                }),
+            }
+        }
+        cmds
+    }
+
+    /// Waits for the next probe result.
+    pub async fn next_result(&mut self) -> (String, u64, ProbeResult) {
+        // The supervisor holds a sender itself, so this never ends.
+        self.rx.recv().await.expect("the supervisor keeps a sender")
+    }
+
+    /// Feeds a probe result to its machine.
+    pub fn on_result(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        result: ProbeResult,
+        now: Instant,
+    ) -> Vec<Command> {
+        let Some(w) = self.units.get_mut(name) else {
+            return vec![];
+        };
+        if w.epoch != epoch {
+            return vec![];
+        }
+        w.last = Some((SystemTime::now(), result.clone()));
+        let out = w.machine.on_probe(&result, now);
+        let transitions = out.transitions.clone();
+        let cmds = self.act(name, out.actions);
+        self.log(name, &transitions);
+        self.persist();
+        cmds
+    }
+
+    /// A unit was restarted by the agent (after a `Restart` command) or was
+    /// seen (re)starting or stopping through systemd's signals.
+    pub fn on_unit(&mut self, unit: &str, active: bool, now: Instant) {
+        let Some((name, w)) = self.units.iter_mut().find(|(_, w)| w.unit == unit) else {
+            return;
+        };
+        let name = name.clone();
+        let out = if active {
+            w.machine.on_started(now, StartKind::Restart)
+        } else {
+            w.machine.on_stopped(now)
+        };
+        self.log(&name, &out.transitions);
+        self.persist();
+    }
+
+    /// For the generation's verdict: healthy when every checked unit is, unhealthy when one failed.
+    pub fn verdict(&self) -> Option<bool> {
+        if self
+            .units
+            .values()
+            .any(|w| w.machine.state() == HealthState::Failed)
+        {
+            return Some(false);
+        }
+        if !self.units.is_empty()
+            && self
+                .units
+                .values()
+                .all(|w| w.machine.state() == HealthState::Healthy)
+        {
+            return Some(true);
+        }
+        None
+    }
+
+    /// "6 services: 5 healthy, 1 starting".
+    pub fn summary(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for w in self.units.values() {
+            let k = match w.machine.state() {
+                HealthState::Stopped => "stopped",
+                HealthState::Starting => "starting",
+                HealthState::Healthy => "healthy",
+                HealthState::Unhealthy { .. } => "unhealthy",
+                HealthState::Failed => "failed",
+            };
+            *counts.entry(k).or_default() += 1;
+        }
+        let total = self.units.len() + self.unchecked.len();
+        let mut parts: Vec<String> = ["healthy", "starting", "unhealthy", "failed", "stopped"]
+            .iter()
+            .filter_map(|k| counts.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        if !self.unchecked.is_empty() {
+            parts.push(format!("{} without health check", self.unchecked.len()));
+        }
+        if parts.is_empty() {
+            format!("{total} services")
+        } else {
+            format!("{total} services: {}", parts.join(", "))
+        }
+    }
+
+    fn log(&self, name: &str, transitions: &[Transition]) {
+        let Some(w) = self.units.get(name) else {
+            return;
+        };
+        for t in transitions {
+            let generation = self.generation.unwrap_or(0);
+            let check = check_name(&w.check);
+            let msg = format!(
+                "{}: {} -> {}: {}",
+                w.unit,
+                state_name(t.from),
+                state_name(t.to),
+                t.detail
+            );
+            macro_rules! ev {
+                ($lvl:ident) => {
+                    tracing::$lvl!(
+                        message_id = t.event.message_id(),
+                        unit = %w.unit,
+                        spec_file = %w.spec_file.display(),
+                        generation,
+                        check = %check,
+                        result = %t.detail,
+                        health_event = t.event.name(),
+                        health_state = %state_name(t.to),
+                        "{msg}"
+                    )
+                };
+            }
+            match t.event.priority() {
+                0..=3 => ev!(error),
+                4 => ev!(warn),
+                _ => ev!(info),
+            }
+        }
+    }
+
+    fn persist(&self) {
+        let rows: BTreeMap<String, UnitHealth> = self
+            .units
+            .values()
+            .map(|w| {
+                (
+                    w.unit.clone(),
+                    UnitHealth {
+                        state: state_name(w.machine.state()),
+                        check: check_name(&w.check),
+                        last_check: w
+                            .last
+                            .as_ref()
+                            .and_then(|(t, _)| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                            .map(|d| d.as_secs()),
+                        last_result: w.last.as_ref().map(|(_, r)| r.detail.clone()),
+                        restarts: w.restarts,
+                        generation: self.generation,
+                    },
+                )
+            })
+            .collect();
+        let path = health_path(&self.state_dir);
+        let tmp = self.state_dir.join(".health.json.tmp");
+        let json = serde_json::to_vec_pretty(&rows).expect("health serializes");
+        if std::fs::create_dir_all(&self.state_dir).is_ok() && std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn set(text: &str) -> SpecSet {
+        crate::spec::load_texts(&[(PathBuf::from("a.toml"), text.into())]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn follows_checked_containers_and_summarises() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Supervisor::new(d.path());
+        let spec = set("[container.a]\nimage = \"x\"\n[container.a.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"1s\"\ntimeout = \"1s\"\nretries = 1\non_failure = \"none\"\n[container.b]\nimage = \"x\"\n");
+        let t0 = Instant::now();
+        s.update(
+            &spec,
+            &BTreeSet::from(["a.service".to_string()]),
+            Some(7),
+            t0,
+        );
+        assert_eq!(
+            s.summary(),
+            "2 services: 1 starting, 1 without health check"
+        );
+        let due = s.next_due(t0).unwrap();
+        assert!(due > t0, "first probe one interval after the start");
+        assert!(s.tick(due).is_empty());
+        let (name, epoch, r) = s.next_result().await;
+        assert_eq!(name, "a");
+        assert!(!r.ok, "nothing listens on port 1");
+        s.on_result(&name, epoch, r, due);
+        assert_eq!(s.summary(), "2 services: 1 failed, 1 without health check");
+        assert_eq!(s.verdict(), Some(false));
+        let h = load(d.path());
+        assert_eq!(h["a.service"].state, "failed");
+        assert_eq!(h["a.service"].generation, Some(7));
+        assert!(h["a.service"]
+            .last_result
+            .as_deref()
+            .unwrap()
+            .contains("refused"));
+    }
+
+    #[test]
+    fn unchanged_units_keep_their_machine_and_stale_results_are_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Supervisor::new(d.path());
+        let spec =
+            set("[container.a]\nimage = \"x\"\n[container.a.health]\ntcp = \"127.0.0.1:1\"\n");
+        let t0 = Instant::now();
+        s.update(&spec, &BTreeSet::new(), Some(1), t0);
+        let epoch = s.units["a"].epoch;
+        s.update(&spec, &BTreeSet::new(), Some(2), t0);
+        assert_eq!(
+            s.units["a"].epoch, epoch,
+            "same check, not restarted: same machine"
+        );
+        s.update(
+            &spec,
+            &BTreeSet::from(["a.service".to_string()]),
+            Some(3),
+            t0,
+        );
+        assert_ne!(
+            s.units["a"].epoch, epoch,
+            "restarted by the apply: new machine"
+        );
+        let ok = ProbeResult {
+            ok: true,
+            detail: "x".into(),
+            elapsed: Duration::ZERO,
+        };
+        assert!(s.on_result("a", epoch, ok, t0).is_empty());
+        assert_eq!(
+            s.units["a"].machine.state(),
+            HealthState::Starting,
+            "stale result ignored"
+        );
+    }
+}
