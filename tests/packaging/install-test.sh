@@ -10,21 +10,26 @@
 #  2. the agent as the user unit (systemctl --user start deploy-agent) with
 #     the packaged example spec (its port moved to $PORT): validate, the
 #     unit active, the container's service active and answering over HTTP;
+#     and the system unit, under its sandbox, with a stand-in daemon;
 #  3. upgrade: agent.toml edited, then a newer build installed with plain
 #     `dpkg -i` and no terminal (no --force-conf*: a conffile prompt would
 #     fail the test): the edit is kept, no .dpkg-* files, the running user
-#     agent was restarted and the container was not;
+#     and system agents were restarted, the container was not;
 #  4. remove (agents stopped, containers left running, conffile kept) and
 #     purge (conffile and /var/lib/deploy-agent gone).
 #
-# Step 2 (and the restart check in 3) needs a binary that implements the CLI
-# (`deploy-agent --version`); with the placeholder main it is reported as
-# skipped.
+# The real agent in step 2 needs a binary that implements the CLI
+# (`deploy-agent --version`). Without one (the placeholder main) the user
+# unit runs a stand-in daemon too (a drop-in replaces ExecStart=: python3
+# speaking sd_notify READY=1/WATCHDOG=1 from the main PID), which still
+# checks the unit's notify, watchdog and reload settings and the restart on
+# upgrade; the spec checks are then reported as skipped.
 #
 # The namespace shares the host's file system except /run and /tmp, so dpkg
 # installs onto the HOST and the test purges the package again at the end (a
 # disposable CI machine is assumed). It refuses to run if deploy-agent is
-# already installed.
+# already installed. A Docker-style /usr/sbin/policy-rc.d on the host is
+# overridden inside the namespace only (see below).
 #
 #   tests/packaging/install-test.sh [--keep-env]
 #
@@ -73,6 +78,19 @@ phase() {
 	[ "$1" = end ] || say "== $1"
 }
 
+# A stand-in for `deploy-agent run`: sd_notify READY=1 and WATCHDOG=1 from
+# the main PID, READY=1 again on SIGHUP.
+STAND_IN='import os, signal, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+signal.signal(signal.SIGHUP, lambda *_: sock.sendto(b"READY=1\nSTATUS=reloaded", addr))
+sock.sendto(b"READY=1\nSTATUS=stand-in", addr)
+while True:
+    time.sleep(1)
+    sock.sendto(b"WATCHDOG=1", addr)'
+
 R() { "$testenv" root "$@"; }   # as root in the namespace
 U() { "$testenv" user "$@"; }   # as the test user in the namespace
 
@@ -106,15 +124,35 @@ home=$(getent passwd "$TESTENV_USER" | cut -d: -f6)
 cleanup() {
 	set +e
 	say "cleanup"
+	[ -z "$policy" ] || { R umount /usr/sbin/policy-rc.d; rm -f "$policy"; }
+	R sh -c 'systemctl stop deploy-agent-system.service; rm -rf /run/systemd/system/deploy-agent-system.service.d; systemctl daemon-reload' >/dev/null 2>&1
+	[ -n "$had_outdir" ] || rmdir /etc/containers/systemd/deploy-agent 2>/dev/null
+	rm -f "$out/stand-in.py"
 	U sh -c 'systemctl --user stop deploy-agent.service web.service web_net-network.service;
-		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs;
+		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs ~/stand-in.py;
 		systemctl --user daemon-reload; podman network rm -f web_net' >/dev/null 2>&1
 	if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
 		R dpkg --purge deploy-agent >/dev/null 2>&1
 	fi
 	if [ -z "$keep_env" ] && [ -z "$was_up" ]; then "$testenv" down --purge >/dev/null 2>&1; fi
 }
+policy=""
+had_outdir=""
+[ ! -d /etc/containers/systemd/deploy-agent ] || had_outdir=1
 trap cleanup EXIT
+
+# A Docker-style /usr/sbin/policy-rc.d (exit 101, as on this project's
+# machine image) tells deb-systemd-invoke to leave every service alone, so
+# the maintainer scripts' restarts and stops would not run. Inside the
+# namespace (its own mount namespace) an allow-all policy is mounted over
+# it, as a host booted with systemd has none; the host's file stays as it is.
+if [ -e /usr/sbin/policy-rc.d ]; then
+	policy=$(mktemp /var/tmp/install-test-policy-rc.d.XXXXXX)
+	printf '#!/bin/sh\nexit 0\n' >"$policy"
+	chmod 755 "$policy"
+	R mount --bind "$policy" /usr/sbin/policy-rc.d
+	say "policy-rc.d: allow-all mounted over the host's inside the namespace"
+fi
 
 # dpkg -i in the namespace, without a terminal: a conffile prompt would read
 # EOF and fail. Retries while another dpkg/apt holds the lock.
@@ -162,7 +200,7 @@ else
 fi
 
 # ---------------------------------------------------------------- 2. agent
-phase "agent as user unit"
+phase "user unit"
 agent_pid="" web_inv=""
 if [ -n "$cli" ]; then
 	# The packaged example, on a test port, in a specs directory of the
@@ -185,8 +223,32 @@ if [ -n "$cli" ]; then
 	web_inv=$(U systemctl --user show -P InvocationID web.service)
 	U systemctl --user --no-pager status deploy-agent.service web.service >"$out/install-test-status.txt" 2>&1 || true
 else
-	skip "agent as user unit (needs the CLI)"
+	skip "the agent with the example spec (needs the CLI); the unit with a stand-in daemon instead"
+	U sh -euc 'cat >~/stand-in.py; d=~/.config/systemd/user/deploy-agent.service.d; mkdir -p "$d"
+		printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 %%h/stand-in.py\n" >"$d/50-install-test-stand-in.conf"
+		systemctl --user daemon-reload' <<<"$STAND_IN"
+	if U timeout 60 systemctl --user start deploy-agent.service; then ok "user unit, stand-in: started (READY=1 from the main PID)"; else bad "user unit, stand-in: start"; fi
+	agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
+	check "user unit, stand-in: WatchdogSec=30s reaches the daemon (WATCHDOG_USEC=30000000)" \
+		R sh -c "tr '\\0' '\\n' </proc/$agent_pid/environ | grep -qx WATCHDOG_USEC=30000000"
+	check "user unit, stand-in: reload (ExecReload=kill -HUP) keeps the daemon" sh -c "
+		$testenv user systemctl --user reload deploy-agent.service &&
+		[ \"\$($testenv user systemctl --user show -P MainPID deploy-agent.service)\" = '$agent_pid' ]"
 fi
+
+# The system unit, always with the stand-in: its sandbox, directories and
+# watchdog (the real system agent would apply /etc/deploy-agent/specs).
+phase "system unit (stand-in daemon)"
+printf '%s\n' "$STAND_IN" >"$out/stand-in.py"
+R sh -euc 'd=/run/systemd/system/deploy-agent-system.service.d; mkdir -p "$d"
+	printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 %s\n" "$1" >"$d/50-install-test-stand-in.conf"
+	systemctl daemon-reload' _ "$out/stand-in.py"
+if R timeout 60 systemctl start deploy-agent-system.service; then ok "system unit, stand-in: started under its sandbox"; else bad "system unit, stand-in: start"; fi
+system_pid=$(R systemctl show -P MainPID deploy-agent-system.service)
+check "system unit, stand-in: WATCHDOG_USEC=30000000" \
+	R sh -c "tr '\\0' '\\n' </proc/$system_pid/environ | grep -qx WATCHDOG_USEC=30000000"
+check "system unit: /etc/containers/systemd/deploy-agent made (ConfigurationDirectory=)" test -d /etc/containers/systemd/deploy-agent
+check "system unit: /var/lib/deploy-agent 700 (StateDirectory=)" sh -c '[ "$(stat -c %a /var/lib/deploy-agent)" = 700 ]'
 
 # ---------------------------------------------------------------- 3. upgrade
 phase "upgrade"
@@ -197,14 +259,19 @@ check "version now $v2" sh -c "[ \"\$(dpkg-query -W -f='\${Version}' deploy-agen
 check "no conffile prompt" sh -c "! printf '%s' \"\$1\" | grep -q 'Configuration file'" _ "$log"
 check "agent.toml edit kept" sh -c 'grep -qx "history = 7" /etc/deploy-agent/agent.toml && grep -qx "# edited by install-test" /etc/deploy-agent/agent.toml'
 check "no agent.toml.dpkg-* files" sh -c '! ls /etc/deploy-agent/agent.toml.dpkg-* 2>/dev/null'
-if [ -n "$cli" ] && [ -n "$agent_pid" ]; then
+if [ -n "$agent_pid" ] && [ "$agent_pid" != 0 ]; then
 	new_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
-	check "user agent restarted by postinst (MainPID $agent_pid -> $new_pid)" \
+	check "running user agent restarted by postinst (MainPID $agent_pid -> $new_pid)" \
 		sh -c "[ '$new_pid' != 0 ] && [ '$new_pid' != '$agent_pid' ] && $testenv user systemctl --user is-active -q deploy-agent.service"
+else
+	bad "no running user agent to check the restart on upgrade with"
+fi
+new_pid=$(R systemctl show -P MainPID deploy-agent-system.service)
+check "running system agent restarted by postinst (MainPID $system_pid -> $new_pid)" \
+	sh -c "[ '$new_pid' != 0 ] && [ '$new_pid' != '$system_pid' ]"
+if [ -n "$cli" ]; then
 	check "web.service not restarted by the agent's restart" \
 		sh -c "[ \"\$($testenv user systemctl --user show -P InvocationID web.service)\" = '$web_inv' ]"
-else
-	skip "restart of the running user agent on upgrade (needs the CLI)"
 fi
 
 # ---------------------------------------------------------------- 4. remove, purge
@@ -212,8 +279,9 @@ phase "remove, purge"
 check "dpkg -r deploy-agent" R dpkg -r deploy-agent
 check "binary removed" test ! -e /usr/bin/deploy-agent
 check "agent.toml kept on remove (conffile)" test -e /etc/deploy-agent/agent.toml
+check "user agent stopped by prerm" sh -c "! $testenv user systemctl --user is-active -q deploy-agent.service"
+check "system agent stopped by prerm" sh -c "! $testenv root systemctl is-active -q deploy-agent-system.service"
 if [ -n "$cli" ]; then
-	check "user agent stopped by prerm" sh -c "! $testenv user systemctl --user is-active -q deploy-agent.service"
 	check "web.service still running (containers are not the package's)" U systemctl --user is-active -q web.service
 fi
 check "dpkg --purge deploy-agent" R dpkg --purge deploy-agent
