@@ -132,11 +132,11 @@ if want deb; then
 	# Debian's cargo/rustc are build dependencies unless the toolchain comes
 	# from rustup (debian/control, profile pkg.deploy-agent.rustup).
 	[ "$(command -v cargo)" = /usr/bin/cargo ] || opts+=(--build-profiles=pkg.deploy-agent.rustup)
-	[ -z "$nocheck" ] || export DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}"
+	dbo=${DEB_BUILD_OPTIONS:-}
+	[ -z "$nocheck" ] || dbo="nocheck $dbo"
 	say "dpkg-buildpackage ${opts[*]}"
-	dpkg-buildpackage "${opts[@]}" >"$work/dpkg-buildpackage.log" 2>&1 ||
+	DEB_BUILD_OPTIONS=$dbo dpkg-buildpackage "${opts[@]}" >"$work/dpkg-buildpackage.log" 2>&1 ||
 		{ tail -n 40 "$work/dpkg-buildpackage.log" >&2; say "deb build failed (log: $work/dpkg-buildpackage.log)"; exit 1; }
-	unset DEB_BUILD_OPTIONS
 	deb_v=$(dpkg-parsechangelog -S Version)
 	deb=$(ls "$work/build/deploy-agent_${deb_v}_"*.deb)
 	mv "$deb" "$out/"
