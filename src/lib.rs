@@ -2,9 +2,12 @@
 //!
 //! One module per concern; `main.rs` only wires the CLI to them.
 
+pub mod agent;
 pub mod budget;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod failpoint;
 pub mod health;
 pub mod history;
@@ -15,4 +18,7 @@ pub mod quadlet;
 pub mod reconcile;
 pub mod render;
 pub mod spec;
+pub mod status;
+pub mod supervise;
+pub mod systemd;
 pub mod watch;

@@ -1,0 +1,283 @@
+//! One apply, end to end: load specs -> render -> plan -> execute -> record.
+//!
+//! Shared by the one-shot commands and the daemon, so `apply` and `run`
+//! behave the same. Logs each step to the journal with its MESSAGE_ID.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::history::{History, HistoryError, Outcome};
+use crate::journal::ids;
+use crate::reconcile::apply::{self, ApplyError, Report, Target};
+use crate::reconcile::{Extra, Plan};
+use crate::render::{PodmanVersion, RenderError, RenderOptions};
+use crate::spec::{SpecErrors, SpecSet};
+use crate::systemd::Systemd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the specs are invalid; nothing was changed:\n{0}")]
+    Invalid(SpecErrors),
+    #[error("cannot render the specs; nothing was changed: {0}")]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+impl AgentError {
+    /// Exit code per the contract: 2 for what the operator wrote, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AgentError::Invalid(_) | AgentError::Render(_) => 2,
+            AgentError::Apply(ApplyError::QuadletRejected(_)) => 2,
+            AgentError::Apply(ApplyError::Conflicts(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The result of one successful apply run.
+#[derive(Debug)]
+pub struct Applied {
+    pub report: Report,
+    pub generation: Option<u64>,
+    pub elapsed: Duration,
+}
+
+pub struct Agent {
+    pub cfg: Config,
+    pub podman: PodmanVersion,
+    pub job_timeout: Duration,
+}
+
+impl Agent {
+    /// The Podman version to render for: `podman_version` from agent.toml,
+    /// else the installed one, else the newest this agent knows (with a warning).
+    pub fn new(cfg: Config, job_timeout: Duration) -> Result<Agent, RenderError> {
+        let podman = match &cfg.podman_version {
+            Some(v) => PodmanVersion::parse(v)?,
+            None => match crate::quadlet::detect_podman_version() {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot detect the Podman version ({e}); rendering for Podman {}",
+                        PodmanVersion::NEWEST
+                    );
+                    PodmanVersion::NEWEST
+                }
+            },
+        };
+        Ok(Agent {
+            cfg,
+            podman,
+            job_timeout,
+        })
+    }
+
+    pub fn load_specs(&self) -> Result<SpecSet, AgentError> {
+        crate::spec::load_dir(&self.cfg.specs_dir).map_err(AgentError::Invalid)
+    }
+
+    pub fn render(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
+        let opts = RenderOptions {
+            podman: self.podman,
+            ..Default::default()
+        };
+        let r = crate::render::render(set, &opts)?;
+        Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
+    }
+
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            output_dir: &self.cfg.output_dir,
+            state_dir: &self.cfg.state_dir,
+            user: !self.cfg.system,
+            job_timeout: self.job_timeout,
+        }
+    }
+
+    pub fn history(&self) -> History {
+        History::new(&self.cfg.state_dir)
+    }
+
+    /// Validates and renders the specs, and plans against the output directory.
+    pub fn plan(
+        &self,
+        extra: Extra,
+    ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
+        let set = self.load_specs()?;
+        let desired = self.render(&set)?;
+        let plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
+        Ok((set, desired, plan))
+    }
+
+    /// Applies the specs: the whole pipeline, logged, recorded in history.
+    pub async fn apply(
+        &self,
+        sd: &Systemd,
+        origin: &str,
+        extra: Extra,
+    ) -> Result<Applied, AgentError> {
+        let started = Instant::now();
+        let (set, desired, plan) = match self.plan(extra) {
+            Ok(x) => x,
+            Err(e) => {
+                log_failure(&e);
+                return Err(e);
+            }
+        };
+        let specs: Vec<(PathBuf, String)> = set
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.text.clone()))
+            .collect();
+        self.execute(sd, plan, &desired, &specs, origin, started)
+            .await
+    }
+
+    /// Applies an earlier generation's rendered files.
+    pub async fn apply_rendering(
+        &self,
+        sd: &Systemd,
+        set: &SpecSet,
+        desired: &BTreeMap<String, String>,
+        origin: &str,
+    ) -> Result<Applied, AgentError> {
+        let started = Instant::now();
+        let plan = apply::make_plan(set, desired, &self.target(), Extra::default())?;
+        let specs: Vec<(PathBuf, String)> = set
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.text.clone()))
+            .collect();
+        self.execute(sd, plan, desired, &specs, origin, started)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        sd: &Systemd,
+        plan: Plan,
+        desired: &BTreeMap<String, String>,
+        specs: &[(PathBuf, String)],
+        origin: &str,
+        started: Instant,
+    ) -> Result<Applied, AgentError> {
+        if plan.is_noop() && plan.conflicts.is_empty() {
+            tracing::debug!("no changes");
+            return Ok(Applied {
+                report: Report {
+                    plan,
+                    ..Default::default()
+                },
+                generation: None,
+                elapsed: started.elapsed(),
+            });
+        }
+        tracing::info!(
+            message_id = ids::APPLY_STARTED,
+            files_added = plan.add.len(),
+            files_changed = plan.change.len(),
+            files_removed = plan.remove.len(),
+            unit_actions = plan.actions.len(),
+            "applying: {} added, {} changed, {} removed, {} unit action(s)",
+            plan.add.len(),
+            plan.change.len(),
+            plan.remove.len(),
+            plan.actions.len()
+        );
+        let report = match apply::execute(sd, plan, desired, &self.target()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = AgentError::from(e);
+                log_failure(&e);
+                return Err(e);
+            }
+        };
+        let failures = report.failures();
+        for (action, outcome) in &report.results {
+            if !outcome.ok() {
+                tracing::error!(
+                    message_id = ids::UNIT_FAILED,
+                    unit = %action.unit,
+                    action = apply::verb(action.kind),
+                    "{} {} failed: {}",
+                    apply::verb(action.kind),
+                    action.unit,
+                    outcome.describe()
+                );
+            } else {
+                tracing::info!(unit = %action.unit, action = apply::verb(action.kind), "{} {}: done", apply::verb(action.kind), action.unit);
+            }
+        }
+        let outcome = if failures.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        let generation = self.history().record(
+            specs,
+            desired,
+            outcome,
+            failures.clone(),
+            origin,
+            self.cfg.history,
+        )?;
+        let elapsed = started.elapsed();
+        if failures.is_empty() {
+            tracing::info!(
+                message_id = ids::APPLY_DONE,
+                generation,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "generation {generation} applied in {:.0?}",
+                elapsed
+            );
+        } else {
+            tracing::error!(
+                message_id = ids::APPLY_FAILED,
+                generation,
+                "generation {generation} applied with failures: {}",
+                failures.join("; ")
+            );
+        }
+        Ok(Applied {
+            report,
+            generation: Some(generation),
+            elapsed,
+        })
+    }
+}
+
+/// Logs why an apply did not happen, one journal entry per spec error so
+/// each carries its file and line.
+pub fn log_failure(e: &AgentError) {
+    match e {
+        AgentError::Invalid(errs) => {
+            for err in errs.iter() {
+                tracing::error!(
+                    message_id = ids::SPEC_INVALID,
+                    spec_file = %err.file.display(),
+                    spec_line = err.line.unwrap_or(0) as u64,
+                    spec_key = err.key.as_deref().unwrap_or(""),
+                    "{err}"
+                );
+            }
+            tracing::error!(
+                message_id = ids::SPEC_INVALID,
+                "{} spec error(s); nothing was changed, running services keep running",
+                errs.len()
+            );
+        }
+        AgentError::Apply(ApplyError::QuadletRejected(_)) => {
+            tracing::error!(message_id = ids::QUADLET_REJECTED, "{e}");
+        }
+        AgentError::Apply(ApplyError::Systemd(_)) => {
+            tracing::error!(message_id = ids::SYSTEMD_UNREACHABLE, "{e}");
+        }
+        _ => tracing::error!("{e}"),
+    }
+}

@@ -1,0 +1,107 @@
+//! `deploy-agent status`: each managed unit's state as systemd reports it,
+//! with the health the daemon last saw, memory use against the limit, and
+//! the generation applied.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::history::History;
+use crate::reconcile::unit_for_file;
+use crate::systemd::Systemd;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub unit: String,
+    pub file: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub health: String,
+    pub last_check: Option<String>,
+    pub last_result: Option<String>,
+    pub restarts: u32,
+    pub memory_current: Option<u64>,
+    pub memory_max: Option<u64>,
+    pub generation: Option<u64>,
+}
+
+pub async fn collect(cfg: &Config, sd: &Systemd) -> anyhow::Result<Vec<Row>> {
+    let current = crate::output::scan(&cfg.output_dir)?;
+    let health = crate::supervise::load(&cfg.state_dir);
+    let generation = History::new(&cfg.state_dir).latest()?.map(|m| m.generation);
+    let mut rows = Vec::new();
+    for file in current.managed.keys() {
+        let Some(unit) = unit_for_file(file) else {
+            continue;
+        };
+        let st = sd.unit_status(&unit).await?;
+        let h = health.get(&unit);
+        rows.push(Row {
+            unit: unit.clone(),
+            file: file.clone(),
+            load_state: st.load_state,
+            active_state: st.active_state,
+            sub_state: st.sub_state,
+            health: h.map(|h| h.state.clone()).unwrap_or_else(|| {
+                if file.ends_with(".container") {
+                    "no check".into()
+                } else {
+                    "-".into()
+                }
+            }),
+            last_check: h.and_then(|h| h.last_check).map(|t| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+                )
+                .to_string()
+            }),
+            last_result: h.and_then(|h| h.last_result.clone()),
+            restarts: st.n_restarts + h.map(|h| h.restarts).unwrap_or(0),
+            memory_current: st.memory_current,
+            memory_max: st.memory_max,
+            generation: h.and_then(|h| h.generation).or(generation),
+        });
+    }
+    Ok(rows)
+}
+
+pub fn table(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "No managed units.\n".into();
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<32} {:<18} {:<22} {:>8} {:>17} {:>4}  LAST CHECK",
+        "UNIT", "STATE", "HEALTH", "RESTARTS", "MEMORY/LIMIT", "GEN"
+    );
+    for r in rows {
+        let mem = match (r.memory_current, r.memory_max) {
+            (Some(c), Some(m)) => {
+                format!("{}/{}", crate::budget::human(c), crate::budget::human(m))
+            }
+            (Some(c), None) => format!("{}/-", crate::budget::human(c)),
+            (None, Some(m)) => format!("-/{}", crate::budget::human(m)),
+            (None, None) => "-".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<32} {:<18} {:<22} {:>8} {:>17} {:>4}  {}",
+            r.unit,
+            format!("{}/{}", r.active_state, r.sub_state),
+            r.health,
+            r.restarts,
+            mem,
+            r.generation
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into()),
+            match (&r.last_check, &r.last_result) {
+                (Some(t), Some(res)) => format!("{t} {res}"),
+                _ => "-".into(),
+            }
+        );
+    }
+    s
+}
