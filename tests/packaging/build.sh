@@ -89,6 +89,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 # for every build, the date of the release's changelog entry (a test-time
 # entry made by --deb-version does not change it).
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(dpkg-parsechangelog -l "$repo/debian/changelog" -S Timestamp)}
+# For the test-time changelog entry and the rpm's Packager.
+maintainer=$(dpkg-parsechangelog -l "$repo/debian/changelog" -S Maintainer)
 step "tools, version check"
 
 # ---------------------------------------------------------------- sources
@@ -123,7 +125,7 @@ if want deb; then
 		{
 			printf 'deploy-agent (%s) unstable; urgency=medium\n\n' "$deb_version"
 			printf '  * Test build %s.\n\n' "$deb_version"
-			printf ' -- %s  %s\n\n' "$(sed -n '0,/^ -- /s/^ -- \(.*>\)  .*/\1/p' debian/changelog)" "$(date -R)"
+			printf ' -- %s  %s\n\n' "$maintainer" "$(date -R)"
 			cat debian/changelog
 		} >debian/changelog.new
 		mv debian/changelog.new debian/changelog
@@ -151,7 +153,7 @@ if want rpm; then
 	rpmopts=(--nodeps --build-in-place
 		--define "_topdir $work/rpmbuild" --define "_sourcedir $work"
 		--define "_rpmdir $work/rpmbuild/RPMS"
-		--define "packager $(sed -n '0,/^ -- /s/^ -- \(.*>\)  .*/\1/p' debian/changelog)")
+		--define "packager $maintainer")
 	[ -z "$nocheck" ] || rpmopts+=(--nocheck)
 	say "rpmbuild -bb ${rpmopts[*]:0:2}"
 	rm -rf "$work/rpmbuild"
