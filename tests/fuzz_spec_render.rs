@@ -51,12 +51,14 @@ fn allowed(ext: &str) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "PidsLimit",
                     "StopTimeout",
                     "PodmanArgs",
+                    "RunInit",
                 ]),
             );
             m.insert(
                 "Service",
                 BTreeSet::from([
                     "Restart",
+                    "SuccessExitStatus",
                     "TimeoutStartSec",
                     "TimeoutStopSec",
                     "MemoryMax",

@@ -581,6 +581,7 @@ fn hostile_container(words: &[String]) -> Container {
         user: Some("app$user".into()),
         workdir: Some(r"/srv/my dir/100%/$x/back\slash".into()),
         read_only: true,
+        init: true,
         pull: Some(Pull::Never),
         auto_update: None,
         restart: Restart::OnFailure,

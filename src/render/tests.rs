@@ -31,6 +31,7 @@ fn container(name: &str) -> Container {
         user: None,
         workdir: None,
         read_only: false,
+        init: false,
         pull: None,
         auto_update: None,
         restart: Restart::OnFailure,
@@ -100,6 +101,8 @@ Image=localhost/app:1
 
 [Service]
 Restart=on-failure
+# podman stop ends the container with SIGTERM: exit status 143 is a clean stop.
+SuccessExitStatus=143
 
 [Install]
 WantedBy=default.target
@@ -307,6 +310,8 @@ StopTimeout=2
 
 [Service]
 Restart=always
+# podman stop ends the container with SIGTERM: exit status 143 is a clean stop.
+SuccessExitStatus=143
 TimeoutStartSec=120s
 TimeoutStopSec=1500ms
 MemoryMax=150M

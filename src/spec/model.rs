@@ -71,6 +71,9 @@ pub struct Container {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub read_only: bool,
+    /// Run an init process as PID 1 in the container (`RunInit=`): signals
+    /// reach the service and zombies are reaped.
+    pub init: bool,
     pub pull: Option<Pull>,
     pub auto_update: Option<AutoUpdate>,
     pub restart: Restart,

@@ -32,6 +32,7 @@ pub(crate) const CONTAINER_KEYS: &[&str] = &[
     "pull",
     "auto_update",
     "restart",
+    "init",
     "start_timeout",
     "stop_timeout",
     "requires",
@@ -470,6 +471,7 @@ impl<'a> Walker<'a> {
             user: None,
             workdir: None,
             read_only: false,
+            init: false,
             pull: None,
             auto_update: None,
             restart: Restart::default(),
@@ -574,6 +576,7 @@ impl<'a> Walker<'a> {
                         .map(|p| p.to_string_lossy().into_owned())
                 }
                 "read_only" => c.read_only = self.boolean(item, key).unwrap_or(false),
+                "init" => c.init = self.boolean(item, key).unwrap_or(false),
                 "pull" => {
                     c.pull = self.choice(
                         item,

@@ -1,0 +1,249 @@
+//! End to end with real parts: the agent, run as an unprivileged user,
+//! drives that user's real systemd manager over D-Bus and rootless Podman
+//! runs the containers (environment: `tests/env/testenv up`).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{serial, stderr, stdout, Workspace};
+
+const IMAGE: &str = "localhost/busybox:latest";
+
+/// A busybox httpd serving `/health` with `body`, on container port 8080.
+fn web(name: &str, port: u16, body: &str, extra: &str) -> String {
+    format!(
+        r#"[container.{name}]
+image = "{IMAGE}"
+pull = "never"
+init = true
+ports = ["127.0.0.1:{port}:8080"]
+command = ["sh", "-c", "mkdir -p /www && echo {body} > /www/health && exec httpd -f -p 8080 -h /www"]
+{extra}
+"#
+    )
+}
+
+fn curl(ws: &Workspace, port: u16) -> Option<String> {
+    let out = ws.env.user(&[
+        "curl",
+        "-fsS",
+        "--max-time",
+        "2",
+        &format!("http://127.0.0.1:{port}/health"),
+    ]);
+    out.status
+        .success()
+        .then(|| stdout(&out).trim().to_string())
+}
+
+fn main_pid(ws: &Workspace, unit: &str) -> String {
+    ws.env.unit_prop(unit, "MainPID")
+}
+
+/// The user manager's generator output is made anew on every daemon-reload:
+/// its inode tells whether a reload happened, without trusting our own code.
+fn generator_stamp(ws: &Workspace) -> String {
+    ws.env
+        .user_ok(&[
+            "sh",
+            "-c",
+            "stat -c %i:%Z \"$XDG_RUNTIME_DIR/systemd/generator\"",
+        ])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn apply_runs_a_container_on_its_network_and_a_second_apply_does_nothing() {
+    let _g = serial();
+    let ws = Workspace::new("basic");
+    ws.spec(
+        "10-web.toml",
+        &format!(
+            "[network.e2e_basic_net]\nsubnet = \"10.89.201.0/24\"\n\n{}",
+            web(
+                "e2e-basic",
+                18181,
+                "basic-ok",
+                "networks = [\"e2e_basic_net\"]"
+            )
+        ),
+    );
+    let out = ws.agent_ok(&["apply"]);
+    assert!(out.contains("start   e2e-basic.service"), "{out}");
+    assert_eq!(
+        ws.env.unit_prop("e2e-basic.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        ws.env
+            .unit_prop("e2e_basic_net-network.service", "ActiveState"),
+        "active"
+    );
+    ws.env
+        .wait_for("httpd to answer", Duration::from_secs(20), || {
+            curl(&ws, 18181).is_some()
+        });
+    assert_eq!(curl(&ws, 18181).as_deref(), Some("basic-ok"));
+    let nets = ws.env.user_ok(&[
+        "podman",
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "e2e-basic",
+    ]);
+    assert!(
+        nets.contains("e2e_basic_net"),
+        "container is on the declared network: {nets}"
+    );
+
+    let stamp = generator_stamp(&ws);
+    let pid = main_pid(&ws, "e2e-basic.service");
+    let out = ws.agent_ok(&["apply"]);
+    assert_eq!(out.trim(), "No changes.");
+    assert_eq!(
+        generator_stamp(&ws),
+        stamp,
+        "a no-op apply must not daemon-reload"
+    );
+    assert_eq!(
+        main_pid(&ws, "e2e-basic.service"),
+        pid,
+        "a no-op apply must not restart"
+    );
+}
+
+#[test]
+fn removing_a_spec_stops_its_unit_removes_its_files_and_nothing_else() {
+    let _g = serial();
+    let ws = Workspace::new("remove");
+    ws.spec("10-a.toml", &web("e2e-rm-a", 18182, "a", ""));
+    ws.spec("20-b.toml", &web("e2e-rm-b", 18183, "b", ""));
+    ws.agent_ok(&["apply"]);
+    let foreign = ws.output.join("operator-notes.container");
+    ws.env.write(
+        &foreign,
+        "[Container]\nImage=localhost/busybox:latest\nExec=true\n",
+    );
+    let b_pid = main_pid(&ws, "e2e-rm-b.service");
+
+    ws.remove_spec("10-a.toml");
+    let out = ws.agent_ok(&["apply"]);
+    assert!(out.contains("- e2e-rm-a.container (removed)"), "{out}");
+    assert!(out.contains("stop    e2e-rm-a.service"), "{out}");
+    assert_eq!(
+        ws.env.unit_prop("e2e-rm-a.service", "ActiveState"),
+        "inactive"
+    );
+    assert!(!ws.output.join("e2e-rm-a.container").exists());
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "[Container]\nImage=localhost/busybox:latest\nExec=true\n",
+        "an unmarked file in the output dir is never touched"
+    );
+    assert_eq!(
+        main_pid(&ws, "e2e-rm-b.service"),
+        b_pid,
+        "the other unit kept running"
+    );
+    std::fs::remove_file(&foreign).unwrap();
+}
+
+#[test]
+fn requires_orders_the_start() {
+    let _g = serial();
+    let ws = Workspace::new("order");
+    ws.spec("10-db.toml", &web("e2e-ord-db", 18184, "db", ""));
+    ws.spec(
+        "20-app.toml",
+        &web("e2e-ord-app", 18185, "app", "requires = [\"e2e-ord-db\"]"),
+    );
+    ws.agent_ok(&["apply"]);
+    let after = ws.env.unit_prop("e2e-ord-app.service", "After");
+    assert!(after.contains("e2e-ord-db.service"), "{after}");
+    let requires = ws.env.unit_prop("e2e-ord-app.service", "Requires");
+    assert!(requires.contains("e2e-ord-db.service"), "{requires}");
+    let db: u64 = ws
+        .env
+        .unit_prop("e2e-ord-db.service", "ActiveEnterTimestampMonotonic")
+        .parse()
+        .unwrap();
+    let app: u64 = ws
+        .env
+        .unit_prop("e2e-ord-app.service", "ExecMainStartTimestampMonotonic")
+        .parse()
+        .unwrap();
+    assert!(
+        db > 0 && app > db,
+        "db active at {db}, app started at {app}"
+    );
+}
+
+#[test]
+fn memory_and_cpu_limits_are_in_force() {
+    let _g = serial();
+    let ws = Workspace::new("limits");
+    ws.spec(
+        "10-lim.toml",
+        &format!(
+            "{}\n[container.e2e-lim.resources]\nmemory = \"64M\"\nmemory_reservation = \"32M\"\ncpus = 0.5\npids = 64\n",
+            web("e2e-lim", 18186, "lim", "")
+        ),
+    );
+    ws.agent_ok(&["apply"]);
+    assert_eq!(ws.env.unit_prop("e2e-lim.service", "MemoryMax"), "67108864");
+    assert_eq!(ws.env.unit_prop("e2e-lim.service", "MemoryLow"), "33554432");
+    assert_eq!(
+        ws.env.unit_prop("e2e-lim.service", "CPUQuotaPerSecUSec"),
+        "500ms"
+    );
+    // What the kernel enforces on this host (cgroup v1 hybrid, the v1
+    // controllers delegated to the user by tests/env/testenv): the memory
+    // and cpu controllers of the service's cgroup carry the limits.
+    let cg = ws.env.unit_prop("e2e-lim.service", "ControlGroup");
+    let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes"));
+    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{cg}/cpu.cfs_quota_us"));
+    assert_eq!(
+        mem.as_deref().ok().map(str::trim),
+        Some("67108864"),
+        "memory cgroup of {cg}"
+    );
+    assert_eq!(
+        quota.as_deref().ok().map(str::trim),
+        Some("50000"),
+        "cpu cgroup of {cg}"
+    );
+    // MemoryLow= has no cgroup v1 equivalent: systemd shows it, the kernel cannot enforce it here.
+}
+
+#[test]
+fn broken_specs_are_refused_with_located_errors_and_nothing_changes() {
+    let _g = serial();
+    let ws = Workspace::new("broken");
+    ws.spec("10-web.toml", &web("e2e-broken", 18187, "ok", ""));
+    ws.agent_ok(&["apply"]);
+    let pid = main_pid(&ws, "e2e-broken.service");
+    let rendered = std::fs::read_to_string(ws.output.join("e2e-broken.container")).unwrap();
+    ws.spec(
+        "10-web.toml",
+        &web("e2e-broken", 18187, "ok", "memroy = \"64M\""),
+    );
+    let out = ws.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("10-web.toml:7:1: container.e2e-broken.memroy: unknown key"),
+        "{err}"
+    );
+    assert_eq!(
+        main_pid(&ws, "e2e-broken.service"),
+        pid,
+        "nothing stopped or restarted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.output.join("e2e-broken.container")).unwrap(),
+        rendered,
+        "nothing rewritten"
+    );
+}

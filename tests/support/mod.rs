@@ -1,0 +1,244 @@
+//! Harness for the end-to-end tests: the real systemd user manager and
+//! rootless Podman brought up by `tests/env/testenv up`.
+//!
+//! Nothing here fakes systemd or Podman: commands run as the unprivileged
+//! test user inside the booted namespace. If the environment is not up,
+//! every test that needs it fails with a message saying how to bring it up.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "agent";
+
+pub struct TestEnv {
+    script: PathBuf,
+    pub home: PathBuf,
+    pub uid: u32,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// End-to-end tests share one user manager: they run one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TestEnv {
+    pub fn get() -> &'static TestEnv {
+        static ENV: OnceLock<TestEnv> = OnceLock::new();
+        ENV.get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/testenv");
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("status")
+                .output()
+                .expect("run tests/env/testenv status");
+            assert!(
+                out.status.success() && text(&out.stdout).contains("up"),
+                "the real systemd + Podman test environment is not up.\n\
+                 Bring it up (as root) with: bash tests/env/testenv install && bash tests/env/testenv up\n\
+                 testenv status said: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            let id = Command::new("id").args(["-u", USER]).output().expect("id");
+            let uid = text(&id.stdout).trim().parse().expect("uid of the test user");
+            TestEnv {
+                script,
+                home: PathBuf::from(format!("/home/{USER}")),
+                uid,
+            }
+        })
+    }
+
+    /// Runs `args` as the test user inside the namespace.
+    pub fn user(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(&self.script)
+            .arg("user")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run testenv user")
+    }
+
+    /// Like `user`, but the command must succeed; returns stdout.
+    pub fn user_ok(&self, args: &[&str]) -> String {
+        let out = self.user(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn root(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(&self.script)
+            .arg("root")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run testenv root")
+    }
+
+    /// `systemctl --user show -p PROP --value UNIT`.
+    pub fn unit_prop(&self, unit: &str, prop: &str) -> String {
+        self.user_ok(&["systemctl", "--user", "show", "-p", prop, "--value", unit])
+            .trim()
+            .to_string()
+    }
+
+    /// Writes a file the test user owns (the namespace shares /home with the host).
+    pub fn write(&self, path: &Path, contents: &str) {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+            self.chown_tree(dir);
+        }
+        std::fs::write(path, contents).unwrap();
+        self.chown(path);
+    }
+
+    pub fn chown(&self, path: &Path) {
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(self.uid)),
+            Some(nix::unistd::Gid::from_raw(self.uid)),
+        )
+        .or_else(|_| {
+            // The user's primary group may have another id.
+            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(self.uid)), None)
+        })
+        .unwrap();
+    }
+
+    fn chown_tree(&self, dir: &Path) {
+        let mut d = Some(dir);
+        while let Some(p) = d {
+            if !p.starts_with(&self.home) || p == self.home {
+                break;
+            }
+            self.chown(p);
+            d = p.parent();
+        }
+    }
+
+    /// Polls `f` until it returns true or `limit` passes (for state that
+    /// systemd/podman reach asynchronously, not for timing claims).
+    pub fn wait_for(&self, what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out after {limit:?} waiting for {what}");
+    }
+}
+
+/// A test's own specs/output/state directories under the test user's home,
+/// and the agent binary run as that user against them.
+pub struct Workspace {
+    pub env: &'static TestEnv,
+    pub name: String,
+    pub root: PathBuf,
+    pub specs: PathBuf,
+    pub output: PathBuf,
+    pub state: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Workspace {
+    /// Fresh directories; whatever a previous run of this test left running is
+    /// stopped first (by applying an empty specs dir with the agent itself).
+    pub fn new(name: &str) -> Workspace {
+        let env = TestEnv::get();
+        let root = env.home.join("e2e").join(name);
+        let ws = Workspace {
+            env,
+            name: name.to_string(),
+            specs: root.join("specs"),
+            output: env
+                .home
+                .join(format!(".config/containers/systemd/e2e-{name}")),
+            state: root.join("state"),
+            config: root.join("agent.toml"),
+            root,
+        };
+        if ws.output.exists() {
+            let _ = std::fs::remove_dir_all(&ws.specs);
+            env.write(&ws.specs.join(".keep"), "");
+            env.write(&ws.config, "");
+            let _ = ws.agent(&["apply"]);
+        }
+        let _ = std::fs::remove_dir_all(&ws.root);
+        let _ = std::fs::remove_dir_all(&ws.output);
+        env.write(&ws.config, "");
+        env.write(&ws.specs.join(".keep"), "");
+        ws
+    }
+
+    pub fn bin() -> &'static str {
+        env!("CARGO_BIN_EXE_deploy-agent")
+    }
+
+    /// Runs `deploy-agent ARGS` as the test user with this workspace's dirs.
+    pub fn agent(&self, args: &[&str]) -> Output {
+        let mut full: Vec<&str> = vec![Self::bin()];
+        full.extend_from_slice(args);
+        let specs = self.specs.to_string_lossy().into_owned();
+        let output = self.output.to_string_lossy().into_owned();
+        let state = self.state.to_string_lossy().into_owned();
+        let config = self.config.to_string_lossy().into_owned();
+        full.extend_from_slice(&[
+            "--config",
+            &config,
+            "--specs",
+            &specs,
+            "--output-dir",
+            &output,
+            "--state-dir",
+            &state,
+        ]);
+        self.env.user(&full)
+    }
+
+    pub fn agent_ok(&self, args: &[&str]) -> String {
+        let out = self.agent(args);
+        assert!(
+            out.status.success(),
+            "deploy-agent {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn spec(&self, file: &str, contents: &str) {
+        self.env.write(&self.specs.join(file), contents);
+    }
+
+    pub fn remove_spec(&self, file: &str) {
+        std::fs::remove_file(self.specs.join(file)).unwrap();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    text(&o.stdout)
+}
+
+pub fn stderr(o: &Output) -> String {
+    text(&o.stderr)
+}
