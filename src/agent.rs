@@ -26,13 +26,17 @@ pub enum AgentError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error("the services do not fit the host; nothing was changed:\n{}", .0.join("\n"))]
+    Budget(Vec<String>),
+    #[error(transparent)]
+    Inputs(#[from] crate::inputs::InputError),
 }
 
 impl AgentError {
     /// Exit code per the contract: 2 for what the operator wrote, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AgentError::Invalid(_) | AgentError::Render(_) => 2,
+            AgentError::Invalid(_) | AgentError::Render(_) | AgentError::Budget(_) => 2,
             AgentError::Apply(ApplyError::QuadletRejected(_)) => 2,
             AgentError::Apply(ApplyError::Conflicts(_)) => 2,
             _ => 1,
@@ -46,12 +50,25 @@ pub struct Applied {
     pub report: Report,
     pub generation: Option<u64>,
     pub elapsed: Duration,
+    /// The specs this apply worked from.
+    pub set: SpecSet,
+}
+
+/// A container rolled back after its new version failed its health checks:
+/// while the specs still render `bad`, the agent keeps `good` in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub bad: String,
+    pub good: String,
+    pub generation: u64,
 }
 
 pub struct Agent {
     pub cfg: Config,
     pub podman: PodmanVersion,
     pub job_timeout: Duration,
+    /// Rolled-back containers, by file name (see [`Pin`]).
+    pub pins: std::cell::RefCell<BTreeMap<String, Pin>>,
 }
 
 impl Agent {
@@ -75,6 +92,7 @@ impl Agent {
             cfg,
             podman,
             job_timeout,
+            pins: Default::default(),
         })
     }
 
@@ -88,7 +106,23 @@ impl Agent {
             ..Default::default()
         };
         let r = crate::render::render(set, &opts)?;
-        Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
+        let mut desired: BTreeMap<String, String> =
+            r.into_iter().map(|(k, v)| (k, v.contents)).collect();
+        // A rolled-back container stays on its good version while the specs
+        // still ask for the one that failed; a spec change lifts the pin.
+        self.pins.borrow_mut().retain(|file, pin| match desired.get_mut(file) {
+            Some(text) if *text == pin.bad => {
+                tracing::info!(
+                    unit = %crate::reconcile::unit_for_file(file).unwrap_or_default(),
+                    "{file}: keeping the version of generation {} (the spec's version failed its health check; change the spec to try again)",
+                    pin.generation
+                );
+                *text = pin.good.clone();
+                true
+            }
+            _ => false,
+        });
+        Ok(desired)
     }
 
     pub fn target(&self) -> Target<'_> {
@@ -111,8 +145,27 @@ impl Agent {
     ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
         let set = self.load_specs()?;
         let desired = self.render(&set)?;
+        let budget = self.budget(&set);
+        for w in &budget.warnings {
+            tracing::warn!("{w}");
+        }
+        if !budget.errors.is_empty() {
+            return Err(AgentError::Budget(budget.errors));
+        }
+        let mut extra = extra;
+        let inputs = crate::inputs::hashes(&set);
+        let old = crate::inputs::load(&self.cfg.state_dir);
+        extra
+            .restart
+            .extend(crate::inputs::changed(&set, &old, &inputs));
         let plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
         Ok((set, desired, plan))
+    }
+
+    /// The host budget check for `set` (agent.toml `[host]`, else this machine).
+    pub fn budget(&self, set: &SpecSet) -> crate::budget::Verdict {
+        let host = crate::budget::Host::detect(self.cfg.host_memory, self.cfg.host_cpus);
+        crate::budget::check(set, host)
     }
 
     /// Applies the specs: the whole pipeline, logged, recorded in history.
@@ -130,13 +183,7 @@ impl Agent {
                 return Err(e);
             }
         };
-        let specs: Vec<(PathBuf, String)> = set
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.text.clone()))
-            .collect();
-        self.execute(sd, plan, &desired, &specs, origin, started)
-            .await
+        self.execute(sd, plan, &desired, set, origin, started).await
     }
 
     /// Applies an earlier generation's rendered files.
@@ -149,12 +196,7 @@ impl Agent {
     ) -> Result<Applied, AgentError> {
         let started = Instant::now();
         let plan = apply::make_plan(set, desired, &self.target(), Extra::default())?;
-        let specs: Vec<(PathBuf, String)> = set
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.text.clone()))
-            .collect();
-        self.execute(sd, plan, desired, &specs, origin, started)
+        self.execute(sd, plan, desired, set.clone(), origin, started)
             .await
     }
 
@@ -163,10 +205,16 @@ impl Agent {
         sd: &Systemd,
         plan: Plan,
         desired: &BTreeMap<String, String>,
-        specs: &[(PathBuf, String)],
+        set: SpecSet,
         origin: &str,
         started: Instant,
     ) -> Result<Applied, AgentError> {
+        let specs: Vec<(PathBuf, String)> = set
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.text.clone()))
+            .collect();
+        let specs = &specs[..];
         if plan.is_noop() && plan.conflicts.is_empty() {
             tracing::debug!("no changes");
             return Ok(Applied {
@@ -176,6 +224,7 @@ impl Agent {
                 },
                 generation: None,
                 elapsed: started.elapsed(),
+                set,
             });
         }
         tracing::info!(
@@ -190,6 +239,18 @@ impl Agent {
             plan.remove.len(),
             plan.actions.len()
         );
+        // Podman secrets from files must exist before a unit that uses them starts.
+        let starting: Vec<String> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind != crate::reconcile::ActionKind::Stop)
+            .map(|a| a.unit.trim_end_matches(".service").to_string())
+            .collect();
+        if let Err(e) = crate::inputs::sync_secrets(&set, Some(&starting)) {
+            let e = AgentError::from(e);
+            log_failure(&e);
+            return Err(e);
+        }
         let report = match apply::execute(sd, plan, desired, &self.target()).await {
             Ok(r) => r,
             Err(e) => {
@@ -213,6 +274,9 @@ impl Agent {
             } else {
                 tracing::info!(unit = %action.unit, action = apply::verb(action.kind), "{} {}: done", apply::verb(action.kind), action.unit);
             }
+        }
+        if failures.is_empty() {
+            crate::inputs::save(&self.cfg.state_dir, &crate::inputs::hashes(&set))?;
         }
         let outcome = if failures.is_empty() {
             Outcome::Ok
@@ -248,6 +312,7 @@ impl Agent {
             report,
             generation: Some(generation),
             elapsed,
+            set,
         })
     }
 }

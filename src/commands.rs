@@ -103,6 +103,16 @@ fn validate(cfg: Config) -> Result<u8> {
     if let Err(e) = agent.render(&set) {
         return Ok(report_error(&e));
     }
+    let budget = agent.budget(&set);
+    for w in &budget.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &budget.errors {
+        eprintln!("error: {e}");
+    }
+    if !budget.errors.is_empty() {
+        return Ok(EXIT_INVALID);
+    }
     println!(
         "{}: {} file(s) OK: {} container(s), {} network(s), {} volume(s) (Podman {})",
         agent.cfg.specs_dir.display(),

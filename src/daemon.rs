@@ -9,11 +9,21 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::agent::{Agent, AgentError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::agent::{Agent, AgentError, Applied, Pin};
 use crate::config::Config;
+use crate::health::HealthEvent;
+use crate::history::Verdict;
 use crate::journal::ids;
 use crate::reconcile::apply::ApplyError;
+use crate::reconcile::ActionKind;
 use crate::reconcile::Extra;
+use crate::supervise::{Command, Supervisor};
+use crate::systemd::JobKind;
 use crate::systemd::{Scope, Systemd};
 use crate::watch::DirWatcher;
 
@@ -49,6 +59,217 @@ async fn connect_with_backoff(
             _ = term.recv() => return None,
         }
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The daemon's state between events.
+struct Daemon {
+    agent: Agent,
+    sd: Systemd,
+    scope: Scope,
+    supervisor: Supervisor,
+    /// ActiveState changes of the supervised units (PropertiesChanged).
+    unit_events: Option<mpsc::UnboundedReceiver<(String, String)>>,
+    active: BTreeMap<String, String>,
+    last_line: String,
+}
+
+impl Daemon {
+    /// One apply with its outcome in the journal and the STATUS line.
+    async fn apply(&mut self, origin: &str) {
+        match self.agent.apply(&self.sd, origin, Extra::default()).await {
+            Ok(applied) => self.after_apply(applied).await,
+            Err(e) => {
+                self.last_line = match &e {
+                    AgentError::Invalid(errs) => {
+                        format!("specs invalid ({} error(s)); keeping what runs", errs.len())
+                    }
+                    AgentError::Apply(ApplyError::Systemd(err)) => {
+                        format!("systemd unreachable: {err}")
+                    }
+                    other => format!(
+                        "apply failed: {}",
+                        other.to_string().lines().next().unwrap_or("")
+                    ),
+                };
+                self.report();
+            }
+        }
+    }
+
+    async fn after_apply(&mut self, applied: Applied) {
+        let r = &applied.report;
+        let started: BTreeSet<String> = r
+            .results
+            .iter()
+            .filter(|(a, o)| a.kind != ActionKind::Stop && o.ok())
+            .map(|(a, _)| a.unit.clone())
+            .collect();
+        self.last_line = match (applied.generation, r.ok()) {
+            (None, _) => String::new(),
+            (Some(g), true) => format!("generation {g} applied"),
+            (Some(g), false) => format!("generation {g}: {}", r.failures().join("; ")),
+        };
+        self.supervisor
+            .update(&applied.set, &started, applied.generation, Instant::now());
+        let units: Vec<String> = applied
+            .set
+            .containers
+            .values()
+            .filter(|c| c.health.is_some())
+            .map(|c| crate::spec::units::container(&c.name))
+            .collect();
+        self.unit_events = match self.sd.watch_active(&units).await {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!("cannot follow unit states: {e}");
+                None
+            }
+        };
+        self.report();
+    }
+
+    /// STATUS= line: the health summary, and what the last apply said.
+    fn report(&self) {
+        let mut line = self.supervisor.summary();
+        if !self.last_line.is_empty() {
+            line = format!("{line}; {}", self.last_line);
+        }
+        status(&line);
+    }
+
+    async fn run_commands(&mut self, cmds: Vec<Command>) {
+        for cmd in cmds {
+            match cmd {
+                Command::Restart { unit } => {
+                    match self
+                        .sd
+                        .run_jobs(&[(JobKind::Restart, unit.clone())], self.agent.job_timeout)
+                        .await
+                    {
+                        Ok(o) if o.iter().all(|o| o.ok()) => {}
+                        Ok(o) => tracing::error!(
+                            message_id = ids::UNIT_FAILED,
+                            unit = %unit,
+                            "restart after failed health checks: {}",
+                            o.first().map(|o| o.describe()).unwrap_or_default()
+                        ),
+                        Err(e) => tracing::error!(unit = %unit, "cannot restart: {e}"),
+                    }
+                    self.supervisor.on_unit(&unit, true, Instant::now());
+                }
+                Command::Rollback { container, unit } => self.rollback(&container, &unit).await,
+            }
+        }
+        self.report();
+    }
+
+    /// Puts `container` back on the newest earlier good generation's file.
+    async fn rollback(&mut self, container: &str, unit: &str) {
+        let file = format!("{container}.container");
+        let history = self.agent.history();
+        let Ok(Some(latest)) = history.latest() else {
+            return;
+        };
+        let _ = history.set_health(latest.generation, Verdict::Unhealthy);
+        let current = match crate::output::scan(&self.agent.cfg.output_dir) {
+            Ok(c) => c.managed,
+            Err(e) => {
+                tracing::error!(unit = %unit, "rollback of {container} impossible: {e}");
+                return;
+            }
+        };
+        let Some(bad) = current.get(&file).cloned() else {
+            return;
+        };
+        let mut before = Some(latest.generation);
+        let good = loop {
+            match history.previous_good(before) {
+                Ok(g) => match g.rendered.get(&file) {
+                    Some(text) if *text != bad => break Some((g.meta.generation, text.clone())),
+                    _ => before = Some(g.meta.generation),
+                },
+                Err(_) => break None,
+            }
+        };
+        let Some((generation, good)) = good else {
+            tracing::error!(
+                message_id = HealthEvent::Rollback.message_id(),
+                unit = %unit,
+                "{container} never became healthy, and no earlier good generation has another version of it: nothing to roll back to"
+            );
+            return;
+        };
+        tracing::error!(
+            message_id = HealthEvent::Rollback.message_id(),
+            unit = %unit,
+            generation = latest.generation,
+            rollback_to = generation,
+            "{container} never became healthy in generation {}: rolling it back to its version of generation {generation}",
+            latest.generation
+        );
+        let mut desired = current;
+        desired.insert(file.clone(), good.clone());
+        self.agent.pins.borrow_mut().insert(
+            file,
+            Pin {
+                bad,
+                good,
+                generation,
+            },
+        );
+        let set = match self.agent.load_specs() {
+            Ok(s) => s,
+            Err(_) => match history
+                .specs(generation)
+                .map(|s| crate::spec::load_texts(&s))
+            {
+                Ok(Ok(s)) => s,
+                _ => return,
+            },
+        };
+        let origin = format!("rollback of {container} to {generation}");
+        match self
+            .agent
+            .apply_rendering(&self.sd, &set, &desired, &origin)
+            .await
+        {
+            Ok(applied) => {
+                let started = applied
+                    .report
+                    .results
+                    .iter()
+                    .any(|(a, o)| a.unit == unit && o.ok());
+                if let Some(g) = applied.generation {
+                    self.last_line = format!(
+                        "rolled back {container} to generation {generation} (now generation {g})"
+                    );
+                }
+                // Same machine (a restart, not a new generation): it will not roll back twice.
+                if started {
+                    self.supervisor.on_unit(unit, true, Instant::now());
+                }
+            }
+            Err(e) => tracing::error!(unit = %unit, "rollback of {container} failed: {e}"),
+        }
+    }
+
+    fn on_unit_state(&mut self, unit: String, state: String) {
+        let was_active = self.active.get(&unit).is_some_and(|s| s == "active");
+        let is_active = state == "active";
+        if is_active != was_active && (is_active || state == "inactive" || state == "failed") {
+            self.supervisor.on_unit(&unit, is_active, Instant::now());
+        }
+        self.active.insert(unit, state);
+    }
+}
+
+async fn recv_unit(
+    rx: &mut Option<mpsc::UnboundedReceiver<(String, String)>>,
+) -> Option<(String, String)> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -90,14 +311,36 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     });
     watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    tracing::info!(specs = %specs_dir.display(), output = %agent.cfg.output_dir.display(), podman = %agent.podman, "deploy-agent starting");
-    let Some(mut sd) = connect_with_backoff(scope, &mut term).await else {
+    tracing::info!(
+        specs = %specs_dir.display(),
+        output = %agent.cfg.output_dir.display(),
+        podman = %agent.podman,
+        "deploy-agent starting"
+    );
+    let Some(sd) = connect_with_backoff(scope, &mut term).await else {
         return Ok(crate::commands::EXIT_OK);
     };
-    let mut ok = apply_logged(&agent, &sd, "run").await;
+    let supervisor = Supervisor::new(&agent.cfg.state_dir);
+    let mut d = Daemon {
+        agent,
+        sd,
+        scope,
+        supervisor,
+        unit_events: None,
+        active: BTreeMap::new(),
+        last_line: String::new(),
+    };
+    // Input files (env files, mounted files, secret sources) live outside the
+    // specs directory; watch their directories too.
+    let mut inputs_watcher = input_watcher(&d, debounce);
+    d.apply("start").await;
     notify(&[sd_notify::NotifyState::Ready]);
 
     loop {
+        let due = d
+            .supervisor
+            .next_due(Instant::now())
+            .map(tokio::time::Instant::from_std);
         let reason = tokio::select! {
             paths = watcher.next() => {
                 let Some(paths) = paths else { anyhow::bail!("the file watcher stopped") };
@@ -107,11 +350,41 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
                 tracing::info!(paths = paths.len(), "specs changed");
                 "specs changed"
             }
+            paths = next_input(&mut inputs_watcher) => {
+                tracing::info!(paths = paths.len(), "input files changed");
+                "input files changed"
+            }
             _ = hup.recv() => {
                 // Fold a storm of SIGHUPs into one apply.
                 while tokio::time::timeout(debounce, hup.recv()).await.is_ok() {}
                 tracing::info!("SIGHUP: re-applying");
                 "SIGHUP"
+            }
+            _ = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await }, if due.is_some() => {
+                let cmds = d.supervisor.tick(Instant::now());
+                d.run_commands(cmds).await;
+                continue;
+            }
+            (name, epoch, result) = d.supervisor.next_result() => {
+                let cmds = d.supervisor.on_result(&name, epoch, result, Instant::now());
+                if let Some(ok) = d.supervisor.verdict() {
+                    if let Ok(Some(latest)) = d.agent.history().latest() {
+                        let v = if ok { Verdict::Healthy } else { Verdict::Unhealthy };
+                        let _ = d.agent.history().set_health(latest.generation, v);
+                    }
+                }
+                d.run_commands(cmds).await;
+                continue;
+            }
+            ev = recv_unit(&mut d.unit_events) => {
+                match ev {
+                    Some((unit, state)) => { d.on_unit_state(unit, state); d.report(); continue; }
+                    None => {
+                        d.unit_events = None;
+                        if d.sd.is_connected().await { continue; }
+                        "systemd connection lost"
+                    }
+                }
             }
             _ = watchdog_tick.tick(), if watchdog => {
                 notify(&[sd_notify::NotifyState::Watchdog]);
@@ -121,18 +394,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             _ = int.recv() => break,
         };
         notify(&[sd_notify::NotifyState::Reloading]);
-        ok = apply_logged(&agent, &sd, reason).await;
-        if !ok && !sd.is_connected().await {
+        if !d.sd.is_connected().await {
             tracing::warn!(
                 message_id = ids::SYSTEMD_UNREACHABLE,
                 "lost the connection to systemd; reconnecting"
             );
-            let Some(new) = connect_with_backoff(scope, &mut term).await else {
+            let Some(new) = connect_with_backoff(d.scope, &mut term).await else {
                 break;
             };
-            sd = new;
-            ok = apply_logged(&agent, &sd, "reconnected").await;
+            d.sd = new;
         }
+        d.apply(reason).await;
+        inputs_watcher = input_watcher(&d, debounce);
         notify(&[sd_notify::NotifyState::Ready]);
     }
     notify(&[
@@ -140,38 +413,53 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         sd_notify::NotifyState::Status("stopping"),
     ]);
     tracing::info!("deploy-agent stopping; services keep running");
-    let _ = ok;
     Ok(crate::commands::EXIT_OK)
 }
 
-/// One apply with its outcome in the journal and the STATUS line. True on success.
-async fn apply_logged(agent: &Agent, sd: &Systemd, origin: &str) -> bool {
-    match agent.apply(sd, origin, Extra::default()).await {
-        Ok(applied) => {
-            let r = &applied.report;
-            let line = match (applied.generation, r.ok()) {
-                (None, _) => "up to date".to_string(),
-                (Some(g), true) => format!("generation {g} applied"),
-                (Some(g), false) => format!("generation {g}: {}", r.failures().join("; ")),
-            };
-            status(&line);
-            r.ok()
-        }
+/// A watcher over the directories of the containers' input files (none if there are none).
+fn input_watcher(
+    d: &Daemon,
+    debounce: Duration,
+) -> Option<(DirWatcher, BTreeSet<std::path::PathBuf>)> {
+    let set = d.agent.load_specs().ok()?;
+    let files: BTreeSet<std::path::PathBuf> = set
+        .containers
+        .values()
+        .flat_map(crate::inputs::files_of)
+        .collect();
+    let dirs = crate::inputs::watch_dirs(&set);
+    let dirs: Vec<&std::path::Path> = dirs
+        .iter()
+        .map(|p| p.as_path())
+        .filter(|p| p.is_dir())
+        .collect();
+    if dirs.is_empty() {
+        return None;
+    }
+    match DirWatcher::new(&dirs, debounce) {
+        Ok(w) => Some((w, files)),
         Err(e) => {
-            let line = match &e {
-                AgentError::Invalid(errs) => {
-                    format!("specs invalid ({} error(s)); keeping what runs", errs.len())
+            tracing::warn!("cannot watch input files: {e}");
+            None
+        }
+    }
+}
+
+async fn next_input(
+    w: &mut Option<(DirWatcher, BTreeSet<std::path::PathBuf>)>,
+) -> BTreeSet<std::path::PathBuf> {
+    let Some((watcher, files)) = w else {
+        return std::future::pending().await;
+    };
+    loop {
+        match watcher.next().await {
+            Some(paths) => {
+                let hit: BTreeSet<_> = paths.into_iter().filter(|p| files.contains(p)).collect();
+                if !hit.is_empty() {
+                    return hit;
                 }
-                AgentError::Apply(ApplyError::Systemd(err)) => {
-                    format!("systemd unreachable: {err}")
-                }
-                other => format!(
-                    "apply failed: {}",
-                    other.to_string().lines().next().unwrap_or("")
-                ),
-            };
-            status(&line);
-            false
+            }
+            None => return std::future::pending().await,
         }
     }
 }

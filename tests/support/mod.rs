@@ -242,3 +242,103 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     text(&o.stderr)
 }
+
+/// `deploy-agent run` as a transient user service (`systemd-run --user`,
+/// Type=notify: it returns once the agent said READY, i.e. after its first
+/// apply). Its stderr is the journal, so the journal entries are the real ones.
+pub struct Daemon<'w> {
+    pub ws: &'w Workspace,
+    pub unit: String,
+    pub invocation: String,
+}
+
+impl Workspace {
+    pub fn start_daemon(&self) -> Daemon<'_> {
+        let unit = format!("e2e-agent-{}", self.name);
+        let _ = self
+            .env
+            .user(&["systemctl", "--user", "stop", &format!("{unit}.service")]);
+        let _ = self.env.user(&[
+            "systemctl",
+            "--user",
+            "reset-failed",
+            &format!("{unit}.service"),
+        ]);
+        let specs = self.specs.to_string_lossy().into_owned();
+        let output = self.output.to_string_lossy().into_owned();
+        let state = self.state.to_string_lossy().into_owned();
+        let config = self.config.to_string_lossy().into_owned();
+        let out = self.env.user(&[
+            "systemd-run",
+            "--user",
+            "--unit",
+            &unit,
+            "--service-type=notify",
+            "-p",
+            "WatchdogSec=20s",
+            "-p",
+            "NotifyAccess=main",
+            "--setenv=PODMAN_IGNORE_CGROUPSV1_WARNING=1",
+            Self::bin(),
+            "run",
+            "--config",
+            &config,
+            "--specs",
+            &specs,
+            "--output-dir",
+            &output,
+            "--state-dir",
+            &state,
+        ]);
+        assert!(
+            out.status.success(),
+            "systemd-run failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let unit = format!("{unit}.service");
+        let invocation = self.env.unit_prop(&unit, "InvocationID");
+        Daemon {
+            ws: self,
+            unit,
+            invocation,
+        }
+    }
+}
+
+impl Daemon<'_> {
+    /// Journal entries of the daemon as JSON objects, optionally filtered by FIELD=VALUE matches.
+    pub fn journal(&self, matches: &[&str]) -> Vec<serde_json::Value> {
+        // Only this run of the daemon: the journal keeps earlier runs' entries.
+        let invocation = format!("_SYSTEMD_INVOCATION_ID={}", self.invocation);
+        let mut args = vec![
+            "journalctl",
+            "--user",
+            "-u",
+            &self.unit,
+            "-o",
+            "json",
+            "--no-pager",
+            &invocation,
+        ];
+        args.extend_from_slice(matches);
+        let out = self.ws.env.user(&args);
+        stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn status_text(&self) -> String {
+        self.ws.env.unit_prop(&self.unit, "StatusText")
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .ws
+            .env
+            .user(&["systemctl", "--user", "stop", &self.unit]);
+    }
+}

@@ -1,0 +1,225 @@
+//! End to end: `deploy-agent run` under the real user manager (as a
+//! transient Type=notify service), watching its specs, with real
+//! containers, health checks and the journal.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{serial, stdout, Workspace};
+
+const SPEC_INVALID: &str = "MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c04";
+const HEALTH_ROLLBACK: &str = "MESSAGE_ID=a7ce01afcb5ebd7a79511c3d359f9e3f";
+
+fn web(name: &str, port: u16, body: &str, extra: &str) -> String {
+    format!(
+        r#"[container.{name}]
+image = "localhost/busybox:latest"
+pull = "never"
+init = true
+ports = ["127.0.0.1:{port}:8080"]
+command = ["sh", "-c", "mkdir -p /www && echo {body} > /www/health && exec httpd -f -p 8080 -h /www"]
+{extra}
+"#
+    )
+}
+
+fn curl(ws: &Workspace, port: u16) -> Option<String> {
+    let out = ws.env.user(&[
+        "curl",
+        "-fsS",
+        "--max-time",
+        "2",
+        &format!("http://127.0.0.1:{port}/health"),
+    ]);
+    out.status
+        .success()
+        .then(|| stdout(&out).trim().to_string())
+}
+
+#[test]
+fn watching_daemon_restarts_only_the_edited_unit_and_keeps_all_on_a_broken_edit() {
+    let _g = serial();
+    let ws = Workspace::new("watch");
+    ws.spec("10-a.toml", &web("e2e-w-a", 18191, "a1", ""));
+    ws.spec("20-b.toml", &web("e2e-w-b", 18192, "b1", ""));
+    let d = ws.start_daemon();
+    // Type=notify: systemd-run returned after READY, i.e. after the first apply.
+    assert_eq!(ws.env.unit_prop("e2e-w-a.service", "ActiveState"), "active");
+    assert_eq!(ws.env.unit_prop("e2e-w-b.service", "ActiveState"), "active");
+    let status = d.status_text();
+    assert!(status.contains("2 services"), "STATUS= line: {status}");
+    let a_pid = ws.env.unit_prop("e2e-w-a.service", "MainPID");
+    let b_pid = ws.env.unit_prop("e2e-w-b.service", "MainPID");
+
+    // An editor saving by rename.
+    let tmp = ws.specs.join(".10-a.toml.swp");
+    ws.env.write(
+        &tmp,
+        &web("e2e-w-a", 18191, "a2", "env = { EDITED = \"1\" }"),
+    );
+    std::fs::rename(&tmp, ws.specs.join("10-a.toml")).unwrap();
+    ws.env.wait_for(
+        "a to restart with the edit",
+        Duration::from_secs(30),
+        || curl(&ws, 18191).as_deref() == Some("a2"),
+    );
+    assert_ne!(ws.env.unit_prop("e2e-w-a.service", "MainPID"), a_pid);
+    assert_eq!(
+        ws.env.unit_prop("e2e-w-b.service", "MainPID"),
+        b_pid,
+        "b kept its PID"
+    );
+
+    // A broken edit: errors in the journal with file and line, nothing changes.
+    let a_pid = ws.env.unit_prop("e2e-w-a.service", "MainPID");
+    let rendered = std::fs::read_to_string(ws.output.join("e2e-w-a.container")).unwrap();
+    ws.spec(
+        "10-a.toml",
+        &web("e2e-w-a", 18191, "a3", "restart = \"sometimes\""),
+    );
+    let file = ws.specs.join("10-a.toml").to_string_lossy().into_owned();
+    ws.env.wait_for(
+        "the spec error in the journal",
+        Duration::from_secs(20),
+        || {
+            d.journal(&[SPEC_INVALID])
+                .iter()
+                .any(|e| e["SPEC_FILE"] == file.as_str())
+        },
+    );
+    let entries = d.journal(&[SPEC_INVALID, &format!("SPEC_FILE={file}")]);
+    let e = &entries[0];
+    assert_eq!(e["SPEC_LINE"], "7", "{e}");
+    assert_eq!(e["SPEC_KEY"], "container.e2e-w-a.restart", "{e}");
+    assert!(
+        e["MESSAGE"].as_str().unwrap().contains("10-a.toml:7:11"),
+        "{e}"
+    );
+    assert_eq!(e["PRIORITY"], "3", "{e}");
+    assert_eq!(
+        ws.env.unit_prop("e2e-w-a.service", "MainPID"),
+        a_pid,
+        "nothing restarted"
+    );
+    assert_eq!(
+        ws.env.unit_prop("e2e-w-b.service", "MainPID"),
+        b_pid,
+        "nothing restarted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.output.join("e2e-w-a.container")).unwrap(),
+        rendered,
+        "nothing rewritten"
+    );
+    assert_eq!(curl(&ws, 18191).as_deref(), Some("a2"));
+    assert!(
+        d.status_text().contains("specs invalid"),
+        "{}",
+        d.status_text()
+    );
+
+    // SIGHUP re-applies (nothing to do) and the agent stays up.
+    ws.spec(
+        "10-a.toml",
+        &web("e2e-w-a", 18191, "a2", "env = { EDITED = \"1\" }"),
+    );
+    ws.env
+        .user_ok(&["systemctl", "--user", "kill", "-s", "HUP", &d.unit]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ws.env.unit_prop(&d.unit, "ActiveState"), "active");
+    assert_eq!(
+        ws.env.unit_prop("e2e-w-a.service", "MainPID"),
+        a_pid,
+        "same specs: no restart"
+    );
+
+    // Stopping the agent leaves the services running.
+    ws.env.user_ok(&["systemctl", "--user", "stop", &d.unit]);
+    assert_eq!(ws.env.unit_prop("e2e-w-b.service", "MainPID"), b_pid);
+}
+
+#[test]
+fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
+    let _g = serial();
+    let ws = Workspace::new("rollback");
+    let health = |path: &str| {
+        format!(
+            "[container.e2e-rb.health]\nhttp = \"http://127.0.0.1:18193/{path}\"\ninterval = \"1s\"\ntimeout = \"1s\"\nretries = 2\nstart_period = \"3s\"\non_failure = \"rollback\"\n"
+        )
+    };
+    ws.spec(
+        "10-rb.toml",
+        &format!("{}\n{}", web("e2e-rb", 18193, "v1", ""), health("health")),
+    );
+    let d = ws.start_daemon();
+    ws.env.wait_for("v1 healthy", Duration::from_secs(30), || {
+        d.status_text().contains("1 healthy")
+    });
+    // v2 answers 404 on its health URL: it never becomes healthy.
+    ws.spec(
+        "10-rb.toml",
+        &format!("{}\n{}", web("e2e-rb", 18193, "v2", ""), health("missing")),
+    );
+    ws.env.wait_for(
+        "the rollback in the journal",
+        Duration::from_secs(60),
+        || !d.journal(&[HEALTH_ROLLBACK]).is_empty(),
+    );
+    ws.env
+        .wait_for("v1 back in service", Duration::from_secs(30), || {
+            curl(&ws, 18193).as_deref() == Some("v1")
+        });
+    let entries = d.journal(&[HEALTH_ROLLBACK, "UNIT=e2e-rb.service"]);
+    let e = entries
+        .iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .unwrap_or("")
+                .contains("rolling it back to its version of generation 1")
+        })
+        .unwrap_or_else(|| panic!("the agent's rollback entry: {entries:?}"));
+    assert_eq!(e["PRIORITY"], "3", "{e}");
+    assert_eq!(e["ROLLBACK_TO"], "1", "{e}");
+    let failed = d.journal(&[
+        "MESSAGE_ID=bccc854ec651e0ff6be6316224fe0cac",
+        "UNIT=e2e-rb.service",
+    ]);
+    let f = failed.first().expect("a health_failed entry");
+    assert!(f["RESULT"].as_str().unwrap().contains("HTTP 404"), "{f}");
+    assert!(
+        f["CHECK"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:18193/missing"),
+        "{f}"
+    );
+    assert!(
+        f["SPEC_FILE"].as_str().unwrap().ends_with("10-rb.toml"),
+        "{f}"
+    );
+    assert!(f.get("GENERATION").is_some(), "{f}");
+
+    let status = ws.agent_ok(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unit"] == "e2e-rb.service")
+        .unwrap();
+    assert_eq!(row["active_state"], "active");
+    let history = ws.agent_ok(&["history", "--json"]);
+    let gens: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let gens = gens.as_array().unwrap();
+    assert!(
+        gens.iter().any(|g| g["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollback of e2e-rb")),
+        "{history}"
+    );
+    assert!(gens.iter().any(|g| g["health"] == "unhealthy"), "{history}");
+    drop(d);
+}
