@@ -37,6 +37,7 @@ impl AgentError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AgentError::Invalid(_) | AgentError::Render(_) | AgentError::Budget(_) => 2,
+            AgentError::Inputs(crate::inputs::InputError::SecretPermissions { .. }) => 2,
             AgentError::Apply(ApplyError::QuadletRejected(_)) => 2,
             AgentError::Apply(ApplyError::Conflicts(_)) => 2,
             _ => 1,

@@ -247,3 +247,30 @@ fn broken_specs_are_refused_with_located_errors_and_nothing_changes() {
         "nothing rewritten"
     );
 }
+
+#[test]
+fn a_set_quadlet_rejects_is_refused_with_the_generators_own_message() {
+    let _g = serial();
+    let ws = Workspace::new("quadlet");
+    ws.spec("10-web.toml", &web("e2e-q-web", 18188, "q", ""));
+    ws.agent_ok(&["apply"]);
+    let pid = main_pid(&ws, "e2e-q-web.service");
+    let stamp = generator_stamp(&ws);
+    // Passes the agent's own validation, but Podman's Quadlet (5.4) needs an
+    // Image= for the image volume driver, which the spec format does not carry.
+    ws.spec("20-vol.toml", "[volume.e2e_q_vol]\ndriver = \"image\"\n");
+    let out = ws.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Quadlet generator rejected"), "{err}");
+    assert!(
+        err.contains("the key Image is mandatory when using the image driver"),
+        "the generator's own words: {err}"
+    );
+    assert!(
+        !ws.output.join("e2e_q_vol.volume").exists(),
+        "nothing written"
+    );
+    assert_eq!(generator_stamp(&ws), stamp, "no daemon-reload");
+    assert_eq!(main_pid(&ws, "e2e-q-web.service"), pid, "nothing restarted");
+}
