@@ -255,7 +255,13 @@ impl Daemon {
     }
 
     fn on_unit_state(&mut self, unit: String, state: String) {
-        let was_active = self.active.get(&unit).is_some_and(|s| s == "active");
+        // The first value of a property stream is the state at subscription
+        // time, not a change: the supervisor already knows it from the apply.
+        let Some(previous) = self.active.get(&unit) else {
+            self.active.insert(unit, state);
+            return;
+        };
+        let was_active = previous == "active";
         let is_active = state == "active";
         if is_active != was_active && (is_active || state == "inactive" || state == "failed") {
             self.supervisor.on_unit(&unit, is_active, Instant::now());

@@ -296,6 +296,7 @@ impl Supervisor {
             *counts.entry(k).or_default() += 1;
         }
         let total = self.units.len() + self.unchecked.len();
+        let noun = if total == 1 { "service" } else { "services" };
         let mut parts: Vec<String> = ["healthy", "starting", "unhealthy", "failed", "stopped"]
             .iter()
             .filter_map(|k| counts.get(k).map(|n| format!("{n} {k}")))
@@ -304,9 +305,9 @@ impl Supervisor {
             parts.push(format!("{} without health check", self.unchecked.len()));
         }
         if parts.is_empty() {
-            format!("{total} services")
+            format!("{total} {noun}")
         } else {
-            format!("{total} services: {}", parts.join(", "))
+            format!("{total} {noun}: {}", parts.join(", "))
         }
     }
 
