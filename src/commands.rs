@@ -60,10 +60,26 @@ pub fn main(cli: Cli) -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The error and its causes, each said once (many errors already include
+/// their source in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn agent(cfg: Config, args: Option<&ApplyArgs>) -> Result<Agent, u8> {
