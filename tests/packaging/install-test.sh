@@ -39,7 +39,9 @@
 # own testenv instance (TESTENV_DIR=/var/tmp/deploy-agent-pkgtest,
 # TESTENV_USER=pkgtest unless set), so a developer's environment is left
 # alone; it is taken down again unless --keep-env or it was up before.
-# PORT (default 18181) is the host port the example publishes on 127.0.0.1.
+# PORT is the host port the example publishes on 127.0.0.1 (default: a free
+# one the kernel picks; the namespace shares the host's network, and other
+# tests publish ports there too).
 # shellcheck disable=SC2016 # single-quoted $ in sh -c is meant for that shell
 set -euo pipefail
 
@@ -48,7 +50,7 @@ repo=$(cd "$here/../.." && pwd)
 export TESTENV_DIR=${TESTENV_DIR:-/var/tmp/deploy-agent-pkgtest}
 export TESTENV_USER=${TESTENV_USER:-pkgtest}
 testenv=$repo/tests/env/testenv
-PORT=${PORT:-18181}
+PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 keep_env=""
 [ "${1:-}" = --keep-env ] && keep_env=1
 
