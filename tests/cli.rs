@@ -1,0 +1,273 @@
+//! The command line as operators use it, on the host (no systemd needed):
+//! validate, render, plan, exit codes, and apply with systemd unreachable.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deploy-agent"));
+    c.env_remove("DEPLOY_AGENT_CONFIG")
+        .env_remove("DEPLOY_AGENT_SPECS");
+    c
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    let config = dir.join("agent.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn senex() -> String {
+    format!("{}/tests/fixtures/senex", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn validate_senex_and_render_deterministically() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["validate", "--specs", &senex()], d.path());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("5 file(s) OK: 5 container(s), 1 network(s), 2 volume(s)"),
+        "{out}"
+    );
+    let a = d.path().join("a");
+    let b = d.path().join("b");
+    for out in [&a, &b] {
+        let o = run(
+            &[
+                "render",
+                "--specs",
+                &senex(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            d.path(),
+        );
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 8);
+    for n in names {
+        assert_eq!(
+            std::fs::read(a.join(&n)).unwrap(),
+            std::fs::read(b.join(&n)).unwrap(),
+            "{n:?} byte-for-byte"
+        );
+    }
+}
+
+#[test]
+fn validate_prints_every_error_and_exits_2() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(specs.join("a.toml"), "[container.web]\nimage = \"x\"\nimgae = \"y\"\n[container.web.resources]\nmemory = \"12Q\"\n").unwrap();
+    std::fs::write(
+        specs.join("b.toml"),
+        "[container.web]\nimage = \"x\"\nrequires = [\"db\"]\n",
+    )
+    .unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    assert_eq!(o.status.code(), Some(2));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("a.toml:3:1: container.web.imgae: unknown key (did you mean `image`?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("a.toml:5:10: container.web.resources.memory: invalid size \"12Q\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.toml:1:12: container.web: container \"web\" is already defined in"),
+        "{err}"
+    );
+    assert!(err.contains("3 error(s); nothing was changed."), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_explains_exit_codes() {
+    let o = bin().args(["apply", "--timeout", "soon"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin().arg("--help").output().unwrap();
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("Exit codes: 0 success, 1 operational failure"),
+        "{out}"
+    );
+    for cmd in [
+        "run", "validate", "render", "plan", "apply", "status", "history", "rollback",
+    ] {
+        assert!(out.contains(&format!("  {cmd} ")), "{cmd} in --help: {out}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("agent.toml"), "[agent]\nhistroy = 3\n").unwrap();
+    let o = run(&["validate", "--specs", &senex()], d.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("agent.toml:2:1: unknown field `histroy`"),
+        "{:?}",
+        text(&o)
+    );
+}
+
+#[test]
+fn plan_shows_files_diffs_and_unit_actions() {
+    let d = tempfile::tempdir().unwrap();
+    let out_dir = d.path().join("out");
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    for f in std::fs::read_dir(senex()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), specs.join(f.file_name())).unwrap();
+    }
+    // Pretend the rendered set was applied, then change one spec.
+    let o = run(
+        &[
+            "render",
+            "--specs",
+            specs.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success());
+    let redis = specs.join("20-redis.toml");
+    let t = std::fs::read_to_string(&redis)
+        .unwrap()
+        .replace("memory = \"50M\"", "memory = \"64M\"");
+    std::fs::write(&redis, t).unwrap();
+    std::fs::remove_file(specs.join("40-celery.toml")).unwrap();
+    let o = run(
+        &[
+            "plan",
+            "--specs",
+            specs.to_str().unwrap(),
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+            "--state-dir",
+            d.path().join("st").to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(out.contains("~ redis.container (changed)"), "{out}{err}");
+    assert!(
+        out.contains("-MemoryMax=50M") && out.contains("+MemoryMax=64M"),
+        "{out}"
+    );
+    assert!(out.contains("- celery-beat.container (removed)"), "{out}");
+    assert!(out.contains("stop    celery-worker.service"), "{out}");
+    assert!(out.contains("restart redis.service"), "{out}");
+    assert!(
+        out.contains("0 to add, 1 to change, 2 to remove; 1 daemon-reload, 3 unit action(s)."),
+        "{out}"
+    );
+}
+
+#[test]
+fn apply_with_systemd_unreachable_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let out_dir = d.path().join("out");
+    let state = d.path().join("st");
+    let o = run(
+        &[
+            "render",
+            "--specs",
+            &senex(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success());
+    std::fs::write(out_dir.join("operator.container"), "[Container]\nImage=x\n").unwrap();
+    let before: Vec<(std::ffi::OsString, Vec<u8>)> = {
+        let mut v: Vec<_> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(specs.join("web.toml"), "[container.web]\nimage = \"x\"\n").unwrap();
+    let config = d.path().join("agent.toml");
+    std::fs::write(&config, "").unwrap();
+    let o = bin()
+        .args([
+            "apply",
+            "--config",
+            config.to_str().unwrap(),
+            "--specs",
+            specs.to_str().unwrap(),
+        ])
+        .args([
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        // Whichever bus the agent picks (system as root, session otherwise), nothing answers.
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/system_bus_socket",
+        )
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/session_bus_socket",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("cannot reach systemd over D-Bus; nothing was changed"),
+        "{err}"
+    );
+    let after: Vec<(std::ffi::OsString, Vec<u8>)> = {
+        let mut v: Vec<_> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        before, after,
+        "the last good rendering and foreign files are untouched"
+    );
+    assert!(
+        !state.join("generations").exists(),
+        "no generation recorded"
+    );
+}
