@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// deploy-agent: run containers from TOML specs as systemd services.
+/// Run containers from TOML specs as systemd services.
 ///
 /// Specs under the specs directory (default /etc/deploy-agent/specs) describe
 /// containers, networks and volumes. deploy-agent renders them as Podman

@@ -1,6 +1,6 @@
 //! `deploy-agent run`: the daemon's one loop.
 //!
-//! Apply at start, then wait on file changes, SIGHUP, the watchdog timer and
+//! Apply at start, then wait on file changes, SIGHUP, health timers, unit state changes and
 //! SIGTERM in a single `select!`. Bad specs are logged and change nothing;
 //! a lost systemd connection is re-made with backoff and followed by an
 //! apply. systemd hears READY, STATUS and WATCHDOG through sd_notify.
@@ -307,15 +307,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             return Ok(crate::commands::EXIT_FAILED);
         }
     };
+    // The watchdog pings from its own task on the same single-threaded
+    // runtime: it keeps pinging while an apply waits minutes on unit jobs, and
+    // stops if the runtime itself hangs, which is what WatchdogSec= is for.
     let mut watchdog_usec = 0u64;
-    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
-    let watchdog_every = Duration::from_micros(watchdog_usec.max(2)) / 2;
-    let mut watchdog_tick = tokio::time::interval(if watchdog {
-        watchdog_every
-    } else {
-        Duration::from_secs(3600)
-    });
-    watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
+        let every = Duration::from_micros(watchdog_usec.max(2)) / 2;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
 
     tracing::info!(
         specs = %specs_dir.display(),
@@ -391,10 +397,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
                         "systemd connection lost"
                     }
                 }
-            }
-            _ = watchdog_tick.tick(), if watchdog => {
-                notify(&[sd_notify::NotifyState::Watchdog]);
-                continue;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
