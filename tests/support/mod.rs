@@ -12,12 +12,29 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const USER: &str = "agent";
+/// The test user (`TESTENV_USER`, as for `tests/env/testenv`).
+pub fn user_name() -> String {
+    std::env::var("TESTENV_USER").unwrap_or_else(|_| "agent".into())
+}
 
 pub struct TestEnv {
     script: PathBuf,
     pub home: PathBuf,
     pub uid: u32,
+}
+
+fn home_of(user: &str) -> PathBuf {
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .expect("getent");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    PathBuf::from(
+        line.trim()
+            .split(':')
+            .nth(5)
+            .expect("home directory of the test user"),
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -48,11 +65,12 @@ impl TestEnv {
                 text(&out.stdout),
                 text(&out.stderr)
             );
-            let id = Command::new("id").args(["-u", USER]).output().expect("id");
+            let user = user_name();
+            let id = Command::new("id").args(["-u", &user]).output().expect("id");
             let uid = text(&id.stdout).trim().parse().expect("uid of the test user");
             TestEnv {
                 script,
-                home: PathBuf::from(format!("/home/{USER}")),
+                home: home_of(&user),
                 uid,
             }
         })
