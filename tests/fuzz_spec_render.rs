@@ -52,6 +52,7 @@ fn allowed(ext: &str) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "StopTimeout",
                     "PodmanArgs",
                     "RunInit",
+                    "Memory",
                 ]),
             );
             m.insert(

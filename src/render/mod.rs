@@ -291,6 +291,8 @@ struct ContainerView {
     labels: Vec<String>,
     health: Option<HealthView>,
     pids_limit: Option<String>,
+    /// Container-level memory limit (`Memory=`, Podman >= 5.5), inside the service's MemoryMax=.
+    memory: Option<String>,
     stop_timeout: Option<String>,
     podman_args: Vec<String>,
 
@@ -644,6 +646,10 @@ fn container_view(
         labels: labels(&c.labels),
         health,
         pids_limit: r.pids.map(|p| p.to_string()),
+        // Where the target has it, the container itself carries the limit too
+        // (Podman enforces it where systemd's cgroup does not reach, e.g. on
+        // cgroup v2 hosts without delegation). Never required: not gated.
+        memory: r.memory.filter(|_| opts.podman >= since::MEMORY).map(bytes),
         stop_timeout,
         podman_args,
 

@@ -1032,3 +1032,20 @@ fn every_template_output_goes_through_an_escaping_filter() {
         assert!(TEMPLATES.get_template_names().any(|t| t == *name));
     }
 }
+
+#[test]
+fn podman_5_5_also_limits_memory_at_the_container_level() {
+    let v5_5 = PodmanVersion::new(5, 5, 0);
+    let with = render(&full_set(), &opts(v5_5)).unwrap();
+    let text = &with["web.container"].contents;
+    assert!(text.contains("\nMemory=150M\n"), "{text}");
+    assert!(
+        text.contains("\nMemoryMax=150M\n"),
+        "the service limit stays: {text}"
+    );
+    let without = render(&full_set(), &opts(V5_4)).unwrap();
+    assert!(
+        !without["web.container"].contents.contains("\nMemory="),
+        "Quadlet 5.4 rejects Memory="
+    );
+}
