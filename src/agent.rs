@@ -57,11 +57,14 @@ pub struct Applied {
 
 /// A container rolled back after its new version failed its health checks:
 /// while the specs still render `bad`, the agent keeps `good` in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pin {
     pub bad: String,
     pub good: String,
     pub generation: u64,
+    /// The health check of the good version (health checks live in the
+    /// spec, not in the unit file, so they are pinned too).
+    pub health: Option<crate::spec::Health>,
 }
 
 pub struct Agent {

@@ -97,7 +97,15 @@ impl Daemon {
         }
     }
 
-    async fn after_apply(&mut self, applied: Applied) {
+    async fn after_apply(&mut self, mut applied: Applied) {
+        // A pinned (rolled-back) container keeps the health check of the
+        // version it runs, not the one its spec now asks for.
+        for (file, pin) in self.agent.pins.borrow().iter() {
+            let name = file.trim_end_matches(".container");
+            if let Some(c) = applied.set.containers.get_mut(name) {
+                c.health = pin.health.clone();
+            }
+        }
         let r = &applied.report;
         let started: BTreeSet<String> = r
             .results
@@ -216,6 +224,11 @@ impl Daemon {
                 bad,
                 good,
                 generation,
+                health: history
+                    .specs(generation)
+                    .ok()
+                    .and_then(|s| crate::spec::load_texts(&s).ok())
+                    .and_then(|s| s.containers.get(container).and_then(|c| c.health.clone())),
             },
         );
         let set = match self.agent.load_specs() {
@@ -235,19 +248,14 @@ impl Daemon {
             .await
         {
             Ok(applied) => {
-                let started = applied
-                    .report
-                    .results
-                    .iter()
-                    .any(|(a, o)| a.unit == unit && o.ok());
-                if let Some(g) = applied.generation {
+                let g = applied.generation;
+                // The rolled-back unit is followed with its good version's check.
+                self.after_apply(applied).await;
+                if let Some(g) = g {
                     self.last_line = format!(
                         "rolled back {container} to generation {generation} (now generation {g})"
                     );
-                }
-                // Same machine (a restart, not a new generation): it will not roll back twice.
-                if started {
-                    self.supervisor.on_unit(unit, true, Instant::now());
+                    self.report();
                 }
             }
             Err(e) => tracing::error!(unit = %unit, "rollback of {container} failed: {e}"),

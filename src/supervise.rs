@@ -252,6 +252,10 @@ impl Supervisor {
         let Some((name, w)) = self.units.iter_mut().find(|(_, w)| w.unit == unit) else {
             return;
         };
+        if active && w.machine.state() == HealthState::Starting {
+            // Already (re)started: the agent's own restart and systemd's signal for it.
+            return;
+        }
         let name = name.clone();
         let out = if active {
             w.machine.on_started(now, StartKind::Restart)

@@ -201,15 +201,30 @@ fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
     );
     assert!(f.get("GENERATION").is_some(), "{f}");
 
-    let status = ws.agent_ok(&["status", "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["unit"] == "e2e-rb.service")
-        .unwrap();
-    assert_eq!(row["active_state"], "active");
+    // status --json: the rolled-back unit runs, becomes healthy again, on the rollback's generation.
+    let row = || {
+        let status = ws.agent_ok(&["status", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unit"] == "e2e-rb.service")
+            .cloned()
+            .unwrap()
+    };
+    ws.env.wait_for(
+        "healthy again in status --json",
+        Duration::from_secs(30),
+        || row()["health"] == "healthy",
+    );
+    let r = row();
+    assert_eq!(r["active_state"], "active", "{r}");
+    assert_eq!(r["last_result"], "HTTP 200", "{r}");
+    assert!(
+        r["generation"].as_u64().unwrap() >= 3,
+        "the rollback is a generation of its own: {r}"
+    );
+    assert!(r["memory_current"].as_u64().is_some(), "{r}");
     let history = ws.agent_ok(&["history", "--json"]);
     let gens: serde_json::Value = serde_json::from_str(&history).unwrap();
     let gens = gens.as_array().unwrap();

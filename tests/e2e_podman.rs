@@ -274,3 +274,46 @@ fn a_set_quadlet_rejects_is_refused_with_the_generators_own_message() {
     assert_eq!(generator_stamp(&ws), stamp, "no daemon-reload");
     assert_eq!(main_pid(&ws, "e2e-q-web.service"), pid, "nothing restarted");
 }
+
+#[test]
+fn history_lists_generations_and_rollback_re_applies_one() {
+    let _g = serial();
+    let ws = Workspace::new("gens");
+    ws.spec("10-web.toml", &web("e2e-gen", 18189, "g1", ""));
+    ws.agent_ok(&["apply"]);
+    ws.spec("10-web.toml", &web("e2e-gen", 18189, "g2", ""));
+    ws.agent_ok(&["apply"]);
+    ws.env.wait_for("g2", Duration::from_secs(20), || {
+        curl(&ws, 18189).as_deref() == Some("g2")
+    });
+
+    let out = ws.agent_ok(&["rollback", "--to", "1"]);
+    assert!(out.contains("restart e2e-gen.service"), "{out}");
+    ws.env.wait_for("g1 back", Duration::from_secs(20), || {
+        curl(&ws, 18189).as_deref() == Some("g1")
+    });
+    let hist = ws.agent_ok(&["history"]);
+    let lines: Vec<&str> = hist.lines().collect();
+    assert!(lines[0].starts_with(" GEN"), "{hist}");
+    assert!(
+        lines[1].trim_start().starts_with('3') && lines[1].contains("rollback to 1"),
+        "{hist}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with('2') && lines[2].contains("apply"),
+        "{hist}"
+    );
+
+    // Without --to: the good generation before the latest one.
+    ws.agent_ok(&["rollback"]);
+    ws.env.wait_for("g2 again", Duration::from_secs(20), || {
+        curl(&ws, 18189).as_deref() == Some("g2")
+    });
+    let out = ws.agent(&["rollback", "--to", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no generation 99"),
+        "{}",
+        stderr(&out)
+    );
+}
