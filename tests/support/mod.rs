@@ -195,10 +195,9 @@ impl Workspace {
             root,
         };
         if ws.output.exists() {
-            let _ = std::fs::remove_dir_all(&ws.specs);
             env.write(&ws.specs.join(".keep"), "");
             env.write(&ws.config, "");
-            let _ = ws.agent(&["apply"]);
+            ws.stop_all();
         }
         let _ = std::fs::remove_dir_all(&ws.root);
         let _ = std::fs::remove_dir_all(&ws.output);
@@ -209,6 +208,19 @@ impl Workspace {
 
     pub fn bin() -> &'static str {
         env!("CARGO_BIN_EXE_deploy-agent")
+    }
+
+    /// Stops this workspace's units with the agent itself (an empty specs
+    /// directory), so no container outlives its test or holds its port.
+    fn stop_all(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.specs) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".toml") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let _ = self.agent(&["apply"]);
     }
 
     /// Runs `deploy-agent ARGS` as the test user with this workspace's dirs.
@@ -250,6 +262,12 @@ impl Workspace {
 
     pub fn remove_spec(&self, file: &str) {
         std::fs::remove_file(self.specs.join(file)).unwrap();
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        self.stop_all();
     }
 }
 
