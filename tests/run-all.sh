@@ -31,7 +31,7 @@ trap 'bash tests/env/testenv down || true' EXIT
 
 phase "tests"
 # One job at a time for the end-to-end tests: they share one user manager.
-cargo test --features failpoints -- --test-threads=2
+cargo test --no-fail-fast --features failpoints -- --test-threads=2
 
 phase "packaging"
 if [ -x tests/packaging/build.sh ]; then
