@@ -34,6 +34,8 @@ phase "tests"
 cargo test --no-fail-fast --features failpoints -- --test-threads=2
 
 phase "packaging"
+# The install test boots its own environment (another user); one namespace at a time.
+bash tests/env/testenv down
 if [ -x tests/packaging/build.sh ]; then
     bash tests/packaging/build.sh
 fi

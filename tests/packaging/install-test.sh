@@ -129,7 +129,6 @@ cleanup() {
 	[ -z "$policy" ] || { R umount /usr/sbin/policy-rc.d; rm -f "$policy"; }
 	R sh -c 'systemctl stop deploy-agent-system.service; rm -rf /run/systemd/system/deploy-agent-system.service.d; systemctl daemon-reload' >/dev/null 2>&1
 	[ -n "$had_outdir" ] || rmdir /etc/containers/systemd/deploy-agent 2>/dev/null
-	rm -f "$out/stand-in.py"
 	U sh -c 'systemctl --user stop deploy-agent.service web.service web_net-network.service;
 		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs ~/stand-in.py;
 		systemctl --user daemon-reload; podman network rm -f web_net' >/dev/null 2>&1
@@ -241,10 +240,12 @@ fi
 # The system unit, always with the stand-in: its sandbox, directories and
 # watchdog (the real system agent would apply /etc/deploy-agent/specs).
 phase "system unit (stand-in daemon)"
-printf '%s\n' "$STAND_IN" >"$out/stand-in.py"
-R sh -euc 'd=/run/systemd/system/deploy-agent-system.service.d; mkdir -p "$d"
-	printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 %s\n" "$1" >"$d/50-install-test-stand-in.conf"
-	systemctl daemon-reload' _ "$out/stand-in.py"
+# In the namespace's own /run: the unit's PrivateTmp= and ProtectHome= would
+# hide a copy under /tmp, /var/tmp or a home directory (where a CI clone may live).
+R sh -euc 'mkdir -p /run/install-test && cat >/run/install-test/stand-in.py
+	d=/run/systemd/system/deploy-agent-system.service.d; mkdir -p "$d"
+	printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 /run/install-test/stand-in.py\n" >"$d/50-install-test-stand-in.conf"
+	systemctl daemon-reload' <<<"$STAND_IN"
 if R timeout 60 systemctl start deploy-agent-system.service; then ok "system unit, stand-in: started under its sandbox"; else bad "system unit, stand-in: start"; fi
 system_pid=$(R systemctl show -P MainPID deploy-agent-system.service)
 check "system unit, stand-in: WATCHDOG_USEC=30000000" \
