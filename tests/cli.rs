@@ -31,6 +31,19 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// Every file of a directory with its bytes, sorted by name.
+fn snapshot(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn senex() -> String {
     format!("{}/tests/fixtures/senex", env!("CARGO_MANIFEST_DIR"))
 }
@@ -204,17 +217,7 @@ fn apply_with_systemd_unreachable_changes_nothing() {
     );
     assert!(o.status.success());
     std::fs::write(out_dir.join("operator.container"), "[Container]\nImage=x\n").unwrap();
-    let before: Vec<(std::ffi::OsString, Vec<u8>)> = {
-        let mut v: Vec<_> = std::fs::read_dir(&out_dir)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.file_name(), std::fs::read(e.path()).unwrap())
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let before = snapshot(&out_dir);
     let specs = d.path().join("specs");
     std::fs::create_dir(&specs).unwrap();
     std::fs::write(specs.join("web.toml"), "[container.web]\nimage = \"x\"\n").unwrap();
@@ -251,17 +254,7 @@ fn apply_with_systemd_unreachable_changes_nothing() {
         err.contains("cannot reach systemd over D-Bus; nothing was changed"),
         "{err}"
     );
-    let after: Vec<(std::ffi::OsString, Vec<u8>)> = {
-        let mut v: Vec<_> = std::fs::read_dir(&out_dir)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.file_name(), std::fs::read(e.path()).unwrap())
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let after = snapshot(&out_dir);
     assert_eq!(
         before, after,
         "the last good rendering and foreign files are untouched"

@@ -6,35 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::{serial, stdout, Workspace};
+use support::{serial, web_spec, Workspace};
 
 const SPEC_INVALID: &str = "MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c04";
 const HEALTH_ROLLBACK: &str = "MESSAGE_ID=a7ce01afcb5ebd7a79511c3d359f9e3f";
 
 fn web(name: &str, port: u16, body: &str, extra: &str) -> String {
-    format!(
-        r#"[container.{name}]
-image = "localhost/busybox:latest"
-pull = "never"
-init = true
-ports = ["127.0.0.1:{port}:8080"]
-command = ["sh", "-c", "mkdir -p /www && echo {body} > /www/health && exec httpd -f -p 8080 -h /www"]
-{extra}
-"#
-    )
-}
-
-fn curl(ws: &Workspace, port: u16) -> Option<String> {
-    let out = ws.env.user(&[
-        "curl",
-        "-fsS",
-        "--max-time",
-        "2",
-        &format!("http://127.0.0.1:{port}/health"),
-    ]);
-    out.status
-        .success()
-        .then(|| stdout(&out).trim().to_string())
+    web_spec(name, port, &format!("echo {body}"), extra)
 }
 
 #[test]
@@ -62,7 +40,7 @@ fn watching_daemon_restarts_only_the_edited_unit_and_keeps_all_on_a_broken_edit(
     ws.env.wait_for(
         "a to restart with the edit",
         Duration::from_secs(30),
-        || curl(&ws, 18191).as_deref() == Some("a2"),
+        || ws.curl(18191).as_deref() == Some("a2"),
     );
     assert_ne!(ws.env.unit_prop("e2e-w-a.service", "MainPID"), a_pid);
     assert_eq!(
@@ -112,7 +90,7 @@ fn watching_daemon_restarts_only_the_edited_unit_and_keeps_all_on_a_broken_edit(
         rendered,
         "nothing rewritten"
     );
-    assert_eq!(curl(&ws, 18191).as_deref(), Some("a2"));
+    assert_eq!(ws.curl(18191).as_deref(), Some("a2"));
     assert!(
         d.status_text().contains("specs invalid"),
         "{}",
@@ -168,7 +146,7 @@ fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
     );
     ws.env
         .wait_for("v1 back in service", Duration::from_secs(30), || {
-            curl(&ws, 18193).as_deref() == Some("v1")
+            ws.curl(18193).as_deref() == Some("v1")
         });
     let entries = d.journal(&[HEALTH_ROLLBACK, "UNIT=e2e-rb.service"]);
     let e = entries

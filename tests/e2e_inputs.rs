@@ -3,33 +3,7 @@
 
 mod support;
 
-use support::{serial, stderr, stdout, Workspace};
-
-fn web(name: &str, port: u16, script: &str, extra: &str) -> String {
-    format!(
-        r#"[container.{name}]
-image = "localhost/busybox:latest"
-pull = "never"
-init = true
-ports = ["127.0.0.1:{port}:8080"]
-command = ["sh", "-c", "mkdir -p /www && {script} > /www/health && exec httpd -f -p 8080 -h /www"]
-{extra}
-"#
-    )
-}
-
-fn curl(ws: &Workspace, port: u16) -> Option<String> {
-    let out = ws.env.user(&[
-        "curl",
-        "-fsS",
-        "--max-time",
-        "2",
-        &format!("http://127.0.0.1:{port}/health"),
-    ]);
-    out.status
-        .success()
-        .then(|| stdout(&out).trim().to_string())
-}
+use support::{serial, stderr, stdout, web_spec, Workspace};
 
 /// Every file under `dir`, for "the value appears nowhere else".
 fn grep_tree(dir: &std::path::Path, needle: &str) -> Vec<String> {
@@ -57,7 +31,7 @@ fn a_secret_from_a_file_reaches_the_container_and_nothing_else() {
     ws.env.write(&src, value);
     // Group/other-readable secret sources are refused.
     std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let spec = web(
+    let spec = web_spec(
         "e2e-sec",
         18201,
         "echo pw=$PW",
@@ -80,10 +54,10 @@ fn a_secret_from_a_file_reaches_the_container_and_nothing_else() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     ws.env
         .wait_for("httpd", std::time::Duration::from_secs(20), || {
-            curl(&ws, 18201).is_some()
+            ws.curl(18201).is_some()
         });
     assert_eq!(
-        curl(&ws, 18201).unwrap(),
+        ws.curl(18201).unwrap(),
         format!("pw={value}"),
         "the container got the secret as an env var"
     );
@@ -128,7 +102,7 @@ fn a_secret_from_a_file_reaches_the_container_and_nothing_else() {
     ws.env.wait_for(
         "the rotated secret",
         std::time::Duration::from_secs(20),
-        || curl(&ws, 18201).as_deref() == Some("pw=rotated-e2e"),
+        || ws.curl(18201).as_deref() == Some("pw=rotated-e2e"),
     );
 }
 
@@ -140,7 +114,7 @@ fn touching_an_env_file_restarts_exactly_its_unit() {
     ws.env.write(&env_file, "GREETING=hello\n");
     ws.spec(
         "10-app.toml",
-        &web(
+        &web_spec(
             "e2e-env-app",
             18202,
             "echo $GREETING",
@@ -149,14 +123,14 @@ fn touching_an_env_file_restarts_exactly_its_unit() {
     );
     ws.spec(
         "20-other.toml",
-        &web("e2e-env-other", 18203, "echo other", ""),
+        &web_spec("e2e-env-other", 18203, "echo other", ""),
     );
     ws.agent_ok(&["apply"]);
     ws.env
         .wait_for("httpd", std::time::Duration::from_secs(20), || {
-            curl(&ws, 18202).is_some()
+            ws.curl(18202).is_some()
         });
-    assert_eq!(curl(&ws, 18202).as_deref(), Some("hello"));
+    assert_eq!(ws.curl(18202).as_deref(), Some("hello"));
     let app = ws.env.unit_prop("e2e-env-app.service", "MainPID");
     let other = ws.env.unit_prop("e2e-env-other.service", "MainPID");
     let rendered = std::fs::read_to_string(ws.output.join("e2e-env-app.container")).unwrap();
@@ -178,7 +152,7 @@ fn touching_an_env_file_restarts_exactly_its_unit() {
     );
     ws.env
         .wait_for("the new env", std::time::Duration::from_secs(20), || {
-            curl(&ws, 18202).as_deref() == Some("bonjour")
+            ws.curl(18202).as_deref() == Some("bonjour")
         });
     assert_eq!(ws.agent_ok(&["apply"]).trim(), "No changes.");
 }

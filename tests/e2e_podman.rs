@@ -6,35 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{serial, stderr, stdout, Workspace};
+use support::{serial, stderr, web_spec, Workspace};
 
-const IMAGE: &str = "localhost/busybox:latest";
-
-/// A busybox httpd serving `/health` with `body`, on container port 8080.
 fn web(name: &str, port: u16, body: &str, extra: &str) -> String {
-    format!(
-        r#"[container.{name}]
-image = "{IMAGE}"
-pull = "never"
-init = true
-ports = ["127.0.0.1:{port}:8080"]
-command = ["sh", "-c", "mkdir -p /www && echo {body} > /www/health && exec httpd -f -p 8080 -h /www"]
-{extra}
-"#
-    )
-}
-
-fn curl(ws: &Workspace, port: u16) -> Option<String> {
-    let out = ws.env.user(&[
-        "curl",
-        "-fsS",
-        "--max-time",
-        "2",
-        &format!("http://127.0.0.1:{port}/health"),
-    ]);
-    out.status
-        .success()
-        .then(|| stdout(&out).trim().to_string())
+    web_spec(name, port, &format!("echo {body}"), extra)
 }
 
 fn main_pid(ws: &Workspace, unit: &str) -> String {
@@ -83,9 +58,9 @@ fn apply_runs_a_container_on_its_network_and_a_second_apply_does_nothing() {
     );
     ws.env
         .wait_for("httpd to answer", Duration::from_secs(20), || {
-            curl(&ws, 18181).is_some()
+            ws.curl(18181).is_some()
         });
-    assert_eq!(curl(&ws, 18181).as_deref(), Some("basic-ok"));
+    assert_eq!(ws.curl(18181).as_deref(), Some("basic-ok"));
     let nets = ws.env.user_ok(&[
         "podman",
         "inspect",
@@ -284,13 +259,13 @@ fn history_lists_generations_and_rollback_re_applies_one() {
     ws.spec("10-web.toml", &web("e2e-gen", 18189, "g2", ""));
     ws.agent_ok(&["apply"]);
     ws.env.wait_for("g2", Duration::from_secs(20), || {
-        curl(&ws, 18189).as_deref() == Some("g2")
+        ws.curl(18189).as_deref() == Some("g2")
     });
 
     let out = ws.agent_ok(&["rollback", "--to", "1"]);
     assert!(out.contains("restart e2e-gen.service"), "{out}");
     ws.env.wait_for("g1 back", Duration::from_secs(20), || {
-        curl(&ws, 18189).as_deref() == Some("g1")
+        ws.curl(18189).as_deref() == Some("g1")
     });
     let hist = ws.agent_ok(&["history"]);
     let lines: Vec<&str> = hist.lines().collect();
@@ -307,7 +282,7 @@ fn history_lists_generations_and_rollback_re_applies_one() {
     // Without --to: the good generation before the latest one.
     ws.agent_ok(&["rollback"]);
     ws.env.wait_for("g2 again", Duration::from_secs(20), || {
-        curl(&ws, 18189).as_deref() == Some("g2")
+        ws.curl(18189).as_deref() == Some("g2")
     });
     let out = ws.agent(&["rollback", "--to", "99"]);
     assert_eq!(out.status.code(), Some(2));

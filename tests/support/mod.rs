@@ -37,6 +37,34 @@ fn home_of(user: &str) -> PathBuf {
     )
 }
 
+/// The stdout of a command that must have succeeded.
+fn succeeded(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A spec for a busybox httpd container (local image, never pulled, init
+/// for fast stops) serving `/health` with the output of `script`, on
+/// 127.0.0.1:`port`; `extra` is added to its table.
+pub fn web_spec(name: &str, port: u16, script: &str, extra: &str) -> String {
+    format!(
+        r#"[container.{name}]
+image = "localhost/busybox:latest"
+pull = "never"
+init = true
+ports = ["127.0.0.1:{port}:8080"]
+command = ["sh", "-c", "mkdir -p /www && {script} > /www/health && exec httpd -f -p 8080 -h /www"]
+{extra}
+"#
+    )
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -89,15 +117,7 @@ impl TestEnv {
 
     /// Like `user`, but the command must succeed; returns stdout.
     pub fn user_ok(&self, args: &[&str]) -> String {
-        let out = self.user(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        succeeded(&format!("{args:?}"), self.user(args))
     }
 
     pub fn root(&self, args: &[&str]) -> Output {
@@ -245,15 +265,16 @@ impl Workspace {
     }
 
     pub fn agent_ok(&self, args: &[&str]) -> String {
-        let out = self.agent(args);
-        assert!(
-            out.status.success(),
-            "deploy-agent {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        succeeded(&format!("deploy-agent {args:?}"), self.agent(args))
+    }
+
+    /// GET http://127.0.0.1:PORT/health from inside the namespace; the body, if it answered.
+    pub fn curl(&self, port: u16) -> Option<String> {
+        let url = format!("http://127.0.0.1:{port}/health");
+        let out = self.env.user(&["curl", "-fsS", "--max-time", "2", &url]);
+        out.status
+            .success()
+            .then(|| text(&out.stdout).trim().to_string())
     }
 
     pub fn spec(&self, file: &str, contents: &str) {
