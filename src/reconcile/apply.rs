@@ -256,6 +256,10 @@ pub async fn execute(
     }
 
     output::ensure_dir(target.output_dir)?;
+    let leftovers = output::clean_temp_files(target.output_dir)?;
+    if leftovers > 0 {
+        tracing::info!("removed {leftovers} temp file(s) of an interrupted write");
+    }
     for f in plan.add.iter().chain(&plan.change) {
         output::write_atomic(
             target.output_dir,
@@ -288,8 +292,10 @@ pub async fn execute(
         let outcomes = sd.run_jobs(&jobs, target.job_timeout).await?;
         results.extend(starts.into_iter().zip(outcomes));
     }
-    crate::failpoint!("after-jobs");
+    // Cleared as soon as the jobs are done: a crash after this point must not
+    // make the next apply restart these units a second time.
     Pending::clear(target.state_dir)?;
+    crate::failpoint!("after-jobs");
     report.results = results;
     Ok(report)
 }

@@ -1,0 +1,129 @@
+//! Crash safety with real parts: the agent SIGKILLs itself at a failpoint
+//! during a real apply (feature `failpoints`), then a normal apply must
+//! converge — no half-written file, no orphaned unit, and no unit restarted
+//! that did not need it.
+#![cfg(feature = "failpoints")]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{serial, stderr, stdout, web_spec, Workspace};
+
+const FAILPOINTS: &[&str] = &[
+    "write-before-rename",
+    "after-write",
+    "before-reload",
+    "after-reload",
+    "after-jobs",
+];
+
+fn crash_then_converge(i: usize, failpoint: &str) {
+    let ws = Workspace::new(&format!("crash{i}"));
+    let (a, b, c) = (
+        format!("e2e-cr{i}-a"),
+        format!("e2e-cr{i}-b"),
+        format!("e2e-cr{i}-c"),
+    );
+    let port = 18221 + 3 * i as u16;
+    ws.spec("10-a.toml", &web_spec(&a, port, "echo a1", ""));
+    ws.spec("20-b.toml", &web_spec(&b, port + 1, "echo b1", ""));
+    ws.spec("30-c.toml", &web_spec(&c, port + 2, "echo c1", ""));
+    ws.agent_ok(&["apply"]);
+    let b_pid = ws.env.unit_prop(&format!("{b}.service"), "MainPID");
+
+    // Change a, remove c, and die at the failpoint.
+    ws.spec("10-a.toml", &web_spec(&a, port, "echo a2", ""));
+    ws.remove_spec("30-c.toml");
+    let mut args: Vec<String> = vec![
+        "env".into(),
+        format!("DEPLOY_AGENT_FAILPOINT={failpoint}"),
+        Workspace::bin().into(),
+        "apply".into(),
+    ];
+    for (flag, path) in [
+        ("--config", &ws.config),
+        ("--specs", &ws.specs),
+        ("--output-dir", &ws.output),
+        ("--state-dir", &ws.state),
+    ] {
+        args.push(flag.into());
+        args.push(path.to_string_lossy().into_owned());
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ws.env.user(&argv);
+    assert!(
+        stderr(&out).contains(&format!("failpoint {failpoint}")),
+        "{failpoint}: the agent died there: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(!out.status.success());
+
+    // A normal apply finishes the job.
+    let a_before = ws.env.unit_prop(&format!("{a}.service"), "MainPID");
+    let out = ws.agent_ok(&["apply"]);
+    if failpoint == "after-jobs" {
+        assert_eq!(
+            out.trim(),
+            "No changes.",
+            "{failpoint}: everything was done before the crash"
+        );
+        assert_eq!(
+            ws.env.unit_prop(&format!("{a}.service"), "MainPID"),
+            a_before,
+            "{failpoint}: a not restarted twice"
+        );
+    }
+    ws.env.wait_for(
+        &format!("{failpoint}: a on its new version"),
+        Duration::from_secs(20),
+        || ws.curl(port).as_deref() == Some("a2"),
+    );
+    assert_eq!(
+        ws.env.unit_prop(&format!("{c}.service"), "ActiveState"),
+        "inactive",
+        "{failpoint}: no orphaned unit"
+    );
+    assert!(
+        !ws.output.join(format!("{c}.container")).exists(),
+        "{failpoint}: c's file removed"
+    );
+    let names: Vec<String> = std::fs::read_dir(&ws.output)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with('.')),
+        "{failpoint}: no temp file left: {names:?}"
+    );
+    for n in &names {
+        let text = std::fs::read_to_string(ws.output.join(n)).unwrap();
+        assert!(
+            text.ends_with("WantedBy=default.target\n") || n.ends_with(".network"),
+            "{failpoint}: {n} complete"
+        );
+    }
+    assert_eq!(
+        ws.env.unit_prop(&format!("{b}.service"), "MainPID"),
+        b_pid,
+        "{failpoint}: b never restarted"
+    );
+    assert!(
+        !ws.state.join("pending.json").exists(),
+        "{failpoint}: nothing left pending"
+    );
+    assert_eq!(
+        ws.agent_ok(&["apply"]).trim(),
+        "No changes.",
+        "{failpoint}: converged"
+    );
+}
+
+#[test]
+fn a_crash_at_any_point_of_an_apply_converges_on_the_next_one() {
+    let _g = serial();
+    for (i, fp) in FAILPOINTS.iter().enumerate() {
+        crash_then_converge(i, fp);
+    }
+}
