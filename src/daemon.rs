@@ -406,6 +406,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
                     }
                 }
             }
+            _ = d.sd.closed() => {
+                tracing::warn!(message_id = ids::SYSTEMD_UNREACHABLE, "the connection to systemd's bus was closed");
+                "systemd connection lost"
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         };

@@ -259,6 +259,12 @@ impl Systemd {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Resolves when the connection to the bus is gone (the bus or the
+    /// manager went away): the caller reconnects.
+    pub async fn closed(&self) {
+        self.conn.closed().await
+    }
+
     /// daemon-reload; returns when the manager has reloaded.
     pub async fn reload(&self) -> Result<(), SystemdError> {
         self.manager

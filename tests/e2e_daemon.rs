@@ -216,3 +216,37 @@ fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
     assert!(gens.iter().any(|g| g["health"] == "unhealthy"), "{history}");
     drop(d);
 }
+
+#[test]
+fn the_daemon_reconnects_when_the_user_bus_restarts() {
+    let _g = serial();
+    let ws = Workspace::new("busrestart");
+    let health = "[container.e2e-bus.health]\ntcp = \"127.0.0.1:18194\"\ninterval = \"2s\"\ntimeout = \"1s\"\n";
+    ws.spec(
+        "10-bus.toml",
+        &format!("{}\n{health}", web("e2e-bus", 18194, "v1", "")),
+    );
+    let d = ws.start_daemon();
+    let pid = ws.env.unit_prop(&d.unit, "MainPID");
+    // A real fault: the user's D-Bus broker goes away and comes back; every
+    // client connection, the agent's included, is dropped.
+    ws.env
+        .user_ok(&["systemctl", "--user", "restart", "dbus.service"]);
+    ws.env
+        .wait_for("the agent to notice", Duration::from_secs(30), || {
+            !d.journal(&["MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c07"])
+                .is_empty()
+        });
+    // Still the same process, and it applies again.
+    assert_eq!(ws.env.unit_prop(&d.unit, "MainPID"), pid);
+    ws.spec(
+        "10-bus.toml",
+        &format!("{}\n{health}", web("e2e-bus", 18194, "v2", "")),
+    );
+    ws.env.wait_for(
+        "the edit applied after reconnecting",
+        Duration::from_secs(60),
+        || ws.curl(18194).as_deref() == Some("v2"),
+    );
+    assert_eq!(ws.env.unit_prop(&d.unit, "ActiveState"), "active");
+}
