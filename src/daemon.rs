@@ -77,6 +77,7 @@ struct Daemon {
 impl Daemon {
     /// One apply with its outcome in the journal and the STATUS line.
     async fn apply(&mut self, origin: &str) {
+        tracing::info!(trigger = origin, "checking the specs ({origin})");
         match self.agent.apply(&self.sd, origin, Extra::default()).await {
             Ok(applied) => self.after_apply(applied).await,
             Err(e) => {

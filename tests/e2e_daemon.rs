@@ -250,3 +250,42 @@ fn the_daemon_reconnects_when_the_user_bus_restarts() {
     );
     assert_eq!(ws.env.unit_prop(&d.unit, "ActiveState"), "active");
 }
+
+#[test]
+fn bursts_of_file_events_and_sighup_storms_coalesce() {
+    let _g = serial();
+    let ws = Workspace::new("storm");
+    ws.spec("10-st.toml", &web("e2e-storm", 18195, "v0", ""));
+    let d = ws.start_daemon();
+    let triggers = |what: &str| d.journal(&[&format!("TRIGGER={what}")]).len();
+
+    // 1,000 writes in a burst (as a checkout or a sync tool makes), ending on v1.
+    let path = ws.specs.join("10-st.toml");
+    for i in 0..1000 {
+        let body = if i == 999 { "v1" } else { "vx" };
+        std::fs::write(&path, web("e2e-storm", 18195, body, "")).unwrap();
+    }
+    ws.env
+        .wait_for("the burst applied", Duration::from_secs(30), || {
+            ws.curl(18195).as_deref() == Some("v1")
+        });
+    std::thread::sleep(Duration::from_secs(2));
+    let n = triggers("specs changed");
+    assert!((1..=3).contains(&n), "1,000 file events made {n} applies");
+
+    // 200 SIGHUPs as fast as a shell sends them.
+    let pid = ws.env.unit_prop(&d.unit, "MainPID");
+    ws.env.user_ok(&[
+        "sh",
+        "-c",
+        &format!("for i in $(seq 200); do kill -HUP {pid}; done"),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let n = triggers("SIGHUP");
+    assert!((1..=3).contains(&n), "200 SIGHUPs made {n} applies");
+    assert_eq!(
+        ws.env.unit_prop(&d.unit, "MainPID"),
+        pid,
+        "the agent is still the same process"
+    );
+}
