@@ -21,7 +21,7 @@ pub const EXIT_INVALID: u8 = 2;
 
 /// Runs the parsed command line; never panics on bad input.
 pub fn main(cli: Cli) -> ExitCode {
-    crate::journal::init(cli.global.verbose);
+    crate::journal::init(cli.global.verbose, matches!(cli.command, Command::Run));
     let over = Overrides {
         config: cli.global.config.clone(),
         specs_dir: cli.global.specs.clone(),

@@ -46,10 +46,13 @@ fn stderr_is_journal() -> bool {
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
-/// Sets up logging once for the process. `verbose`: 0 info, 1 debug, 2+ trace.
-pub fn init(verbose: u8) {
+/// Sets up logging once for the process. `verbose`: 0 info for the daemon
+/// (warnings only for one-shot commands, which print their own report),
+/// 1 debug, 2+ trace.
+pub fn init(verbose: u8, daemon: bool) {
     let default = match verbose {
-        0 => "info",
+        0 if daemon => "info",
+        0 => "warn",
         1 => "debug",
         _ => "trace",
     };
@@ -72,8 +75,10 @@ pub fn init(verbose: u8) {
             return;
         }
     }
+    use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time();
     let _ = tracing_subscriber::registry()
