@@ -147,6 +147,11 @@ impl TestEnv {
         self.chown(path);
     }
 
+    pub fn write_bytes(&self, path: &Path, contents: &[u8]) {
+        std::fs::write(path, contents).unwrap();
+        self.chown(path);
+    }
+
     pub fn chown(&self, path: &Path) {
         nix::unistd::chown(
             path,
