@@ -35,6 +35,9 @@ fn table() -> Vec<(&'static str, String, String)> {
     ]
 }
 
+/// Puts a bad file in place.
+type MakeBad<'a> = Box<dyn Fn() + 'a>;
+
 fn validate(ws: &Workspace) -> (Option<i32>, String) {
     let out = ws.agent(&["validate"]);
     (out.status.code(), stderr(&out))
@@ -83,7 +86,7 @@ fn every_kind_of_bad_spec_is_refused_and_nothing_running_changes() {
     ws.spec("10-good.toml", &web_spec("e2e-bad", 18231, "echo ok", ""));
 
     // Files that are not specs at all.
-    let cases: Vec<(&str, Box<dyn Fn()>, &str)> = vec![
+    let cases: Vec<(&str, MakeBad, &str)> = vec![
         (
             "a directory",
             Box::new(|| std::fs::create_dir(&bad).unwrap()),
