@@ -102,26 +102,28 @@ pub(crate) fn merge(
     }
 
     for (owner, r) in &refs {
-        let (exists, kind, candidates): (bool, &str, Vec<&str>) = match r.kind {
-            RefKind::Container => (
-                set.containers.contains_key(&r.name),
-                "container",
-                set.containers.keys().map(String::as_str).collect(),
-            ),
+        let (exists, kind) = match r.kind {
+            RefKind::Container => (set.containers.contains_key(&r.name), "container"),
             RefKind::Network => (
                 set.networks.contains_key(&r.name) || BUILTIN_NETWORKS.contains(&r.name.as_str()),
                 "network",
-                set.networks
+            ),
+            RefKind::Volume => (set.volumes.contains_key(&r.name), "volume"),
+        };
+        // The names to suggest from, listed only for a reference that does
+        // not resolve: listing them for every reference made validation
+        // quadratic in the number of containers.
+        let candidates = || -> Vec<&str> {
+            match r.kind {
+                RefKind::Container => set.containers.keys().map(String::as_str).collect(),
+                RefKind::Network => set
+                    .networks
                     .keys()
                     .map(String::as_str)
                     .chain(BUILTIN_NETWORKS.iter().copied())
                     .collect(),
-            ),
-            RefKind::Volume => (
-                set.volumes.contains_key(&r.name),
-                "volume",
-                set.volumes.keys().map(String::as_str).collect(),
-            ),
+                RefKind::Volume => set.volumes.keys().map(String::as_str).collect(),
+            }
         };
         if r.kind == RefKind::Container && &r.name == owner {
             errors.push(r.loc.error(
@@ -130,7 +132,7 @@ pub(crate) fn merge(
                 None,
             ));
         } else if !exists {
-            let hint = did_you_mean(&r.name, candidates).or_else(|| {
+            let hint = did_you_mean(&r.name, candidates()).or_else(|| {
                 Some(match r.kind {
                     RefKind::Network => format!(
                         "declare it with [network.{}] (add `external = true` for a network managed outside deploy-agent)",
