@@ -62,6 +62,21 @@ async fn connect_with_backoff(
     }
 }
 
+/// When to retry an apply that systemd cut short, and the delay used: 1 s
+/// doubling to 30 s. Nothing else may come to finish it (a manager re-exec
+/// or a reply lost on the bus leaves the connection up, so no reconnect
+/// follows, and no file changes again).
+fn next_retry(previous: Option<Duration>) -> (tokio::time::Instant, Duration) {
+    let delay = previous.map_or(Duration::from_secs(1), |d| {
+        (d * 2).min(Duration::from_secs(30))
+    });
+    tracing::warn!(
+        message_id = ids::SYSTEMD_UNREACHABLE,
+        "systemd cut the apply short; retrying in {delay:?}"
+    );
+    (tokio::time::Instant::now() + delay, delay)
+}
+
 /// The daemon's state between events.
 struct Daemon {
     agent: Agent,
@@ -76,11 +91,16 @@ struct Daemon {
 
 impl Daemon {
     /// One apply with its outcome in the journal and the STATUS line.
-    async fn apply(&mut self, origin: &str) {
+    /// True if systemd cut it short (the caller retries it).
+    async fn apply(&mut self, origin: &str) -> bool {
         tracing::info!(trigger = origin, "checking the specs ({origin})");
         match self.agent.apply(&self.sd, origin, Extra::default()).await {
-            Ok(applied) => self.after_apply(applied).await,
+            Ok(applied) => {
+                self.after_apply(applied).await;
+                false
+            }
             Err(e) => {
+                let systemd = matches!(e, AgentError::Apply(ApplyError::Systemd(_)));
                 self.last_line = match &e {
                     AgentError::Invalid(errs) => {
                         format!("specs invalid ({} error(s)); keeping what runs", errs.len())
@@ -94,6 +114,7 @@ impl Daemon {
                     ),
                 };
                 self.report();
+                systemd
             }
         }
     }
@@ -354,7 +375,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     // Input files (env files, mounted files, secret sources) live outside the
     // specs directory; watch their directories too.
     let mut inputs_watcher = input_watcher(&d, debounce);
-    d.apply("start").await;
+    let mut retry = d.apply("start").await.then(|| next_retry(None));
     notify(&[sd_notify::NotifyState::Ready]);
 
     loop {
@@ -411,6 +432,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
                 tracing::warn!(message_id = ids::SYSTEMD_UNREACHABLE, "the connection to systemd's bus was closed");
                 "systemd connection lost"
             }
+            _ = async { tokio::time::sleep_until(retry.map_or_else(tokio::time::Instant::now, |r| r.0)).await }, if retry.is_some() => {
+                "retry after a systemd error"
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
@@ -425,7 +449,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             };
             d.sd = new;
         }
-        d.apply(reason).await;
+        retry = d
+            .apply(reason)
+            .await
+            .then(|| next_retry(retry.map(|r| r.1)));
         inputs_watcher = input_watcher(&d, debounce);
         notify(&[sd_notify::NotifyState::Ready]);
     }
