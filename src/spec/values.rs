@@ -248,6 +248,8 @@ pub fn check_env_name(k: &str) -> Result<(), String> {
 
 /// Label keys: printable, no whitespace, no '='.
 pub fn check_label_key(k: &str) -> Result<(), String> {
+    // The key goes into the unit file (`Label=KEY=VALUE`) like a value does.
+    check_unit_safe(k)?;
     if k.is_empty()
         || k.chars()
             .any(|c| c.is_whitespace() || c == '=' || c.is_control())
@@ -413,5 +415,7 @@ mod tests {
         }
         assert!(check_label_key("io.example/app").is_ok());
         assert!(check_label_key("a b").is_err());
+        assert!(check_label_key("a\u{202E}b").is_err());
+        assert!(check_label_key("a\u{200B}b").is_err());
     }
 }
