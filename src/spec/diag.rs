@@ -32,7 +32,16 @@ impl fmt::Display for SpecError {
         }
         write!(f, ": ")?;
         if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
+            // Keys come from the file as written: a NUL, an escape sequence
+            // or a bidi override must not reach the terminal or the journal.
+            for c in key.chars() {
+                if super::values::check_unit_safe(c.encode_utf8(&mut [0; 4])).is_ok() {
+                    write!(f, "{c}")?;
+                } else {
+                    write!(f, "{}", c.escape_unicode())?;
+                }
+            }
+            write!(f, ": ")?;
         }
         write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
@@ -214,6 +223,15 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "specs/web.toml:3:1: container.web.imgae: unknown key (did you mean `image`?)"
+        );
+        let e = SpecError {
+            key: Some("container.web.im\u{1b}[2J\u{202E}age\0".into()),
+            hint: None,
+            ..e
+        };
+        assert_eq!(
+            e.to_string(),
+            "specs/web.toml:3:1: container.web.im\\u{1b}[2J\\u{202e}age\\u{0}: unknown key"
         );
     }
 }
