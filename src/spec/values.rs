@@ -24,8 +24,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        // Escaped: "w\u{435}b" shows the Cyrillic letter that "wеb" hides.
         Err(format!(
-            "invalid name {name:?}: names are 1-63 characters of a-z, 0-9, '_', '.', '-', start with a letter or digit, and contain no '..'"
+            "invalid name \"{}\": names are 1-63 characters of a-z, 0-9, '_', '.', '-', start with a letter or digit, and contain no '..'",
+            name.escape_default()
         ))
     }
 }
@@ -290,6 +292,9 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_name(&"a".repeat(63)).is_ok());
+        assert!(check_name("w\u{435}b")
+            .unwrap_err()
+            .starts_with("invalid name \"w\\u{435}b\""));
     }
 
     #[test]
