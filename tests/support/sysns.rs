@@ -122,9 +122,9 @@ impl SystemNs {
             Path::new("/lib/systemd/systemd").exists(),
             "/lib/systemd/systemd is missing: install systemd to run the systemd D-Bus tests"
         );
-        remove_stale_cgroups();
+        remove_stale();
         let dir = tempfile::Builder::new()
-            .prefix("deploy-agent-sysns-")
+            .prefix(&format!("deploy-agent-sysns-{}-", std::process::id()))
             .tempdir_in("/var/tmp")
             .expect("temp dir for the namespace's log");
         let log = dir.path().join("boot.log");
@@ -339,9 +339,21 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Empty cgroups left by test processes that were killed before their
-/// namespaces' `Drop` ran (the namespaces themselves die with them).
-fn remove_stale_cgroups() {
+/// Empty cgroups and boot logs left by test processes that were killed
+/// before their namespaces' `Drop` ran (the namespaces die with them).
+fn remove_stale() {
+    if let Ok(entries) = std::fs::read_dir("/var/tmp") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("deploy-agent-sysns-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     for mount in cgroup_mounts() {
         let Ok(entries) = std::fs::read_dir(&mount) else {
             continue;
