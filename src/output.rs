@@ -195,7 +195,7 @@ pub fn clean_temp_files(dir: &Path) -> Result<usize, OutputError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') && name.contains(".tmp-") {
+        if is_temp_name(name) {
             let path = entry.path();
             if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                 fs::remove_file(&path).map_err(io(&path, "cannot remove"))?;
@@ -204,6 +204,16 @@ pub fn clean_temp_files(dir: &Path) -> Result<usize, OutputError> {
         }
     }
     Ok(n)
+}
+
+/// `.NAME.tmp-PID` with NAME a Quadlet file name: only what `write_atomic`
+/// creates. Any other dot file is someone else's and stays.
+fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.rsplit_once(".tmp-"))
+        .is_some_and(|(file, pid)| {
+            is_quadlet_name(file) && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), OutputError> {
@@ -297,7 +307,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join(".web.container.tmp-123"), "half").unwrap();
         fs::write(d.path().join("keep.container"), "x").unwrap();
+        fs::write(d.path().join(".notes.tmp-keep"), "operator's").unwrap();
+        fs::write(d.path().join(".web.conf.tmp-1"), "operator's").unwrap();
         assert_eq!(clean_temp_files(d.path()).unwrap(), 1);
         assert!(d.path().join("keep.container").exists());
+        assert!(d.path().join(".notes.tmp-keep").exists());
+        assert!(d.path().join(".web.conf.tmp-1").exists());
     }
 }
