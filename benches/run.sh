@@ -64,10 +64,23 @@ cleanup
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for s in pipeline one many idle; do
-    say "scenario $s"
-    t=$(date +%s)
-    "${TE[@]}" user bash benches/scenarios.sh "$s"
+    for attempt in 1 2; do
+        load_s=$(cut -d' ' -f1 /proc/loadavg)
+        say "scenario $s (attempt $attempt), load $load_s"
+        t=$(date +%s)
+        if "${TE[@]}" user bash benches/scenarios.sh "$s"; then
+            break
+        fi
+        # Other engineers' tests share the user manager (some reexec it or
+        # restart the bus): a scenario they cut short is run once more.
+        [ "$attempt" = 2 ] && { say "scenario $s failed twice"; exit 1; }
+        say "scenario $s failed (disturbed by concurrent tests on the same user manager?); cleaning up, retrying once"
+        cleanup
+        sleep 5
+    done
+    echo "scenario.$s.load=$load_s / $(cut -d' ' -f1 /proc/loadavg)" >>"$res_host"
     echo "scenario.$s.secs=$(($(date +%s) - t))" >>"$res_host"
+    echo "scenario.$s.attempts=$attempt" >>"$res_host"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -260,6 +273,9 @@ clock ticks beside it), context switches = sum of \`voluntary_ctxt_switches\` /
 \`nonvoluntary_ctxt_switches\` over \`/proc/PID/task/*/status\`, RSS = \`VmRSS\` (max of
 1-s samples), \`VmHWM\`. Threads: $(v idle.threads_list).
 
+Applies by the agent during the window (journal \`checking the specs\`; 0 = nothing but
+probes and the watchdog): $(v idle.agent.applies).
+
 Expected wakeups if nothing polls: probes $(v idle.n) / 10 s = $(awk -v n="$(v idle.n)" 'BEGIN { printf "%.1f", n / 10 }')/s, plus
 the watchdog ping every 10 s (WatchdogSec/2) = 0.1/s.
 
@@ -280,7 +296,10 @@ Syscalls of the agent (with probes) over 10 s, \`timeout -s INT 10 strace -f -c 
 $(cat "$user_home/bench/idle/strace.txt" 2>/dev/null || echo "(strace not available)")
 \`\`\`
 
-Scenario times (s): pipeline $(v scenario.pipeline.secs), one $(v scenario.one.secs), many $(v scenario.many.secs), idle $(v scenario.idle.secs).
+| scenario | s | attempts | 1-min load average at start / end |
+|---|---|---|---|
+$(for s in pipeline one many idle; do echo "| $s | $(v scenario.$s.secs) | $(v scenario.$s.attempts) | $(v scenario.$s.load) |"; done)
+
 Raw values: \`~/bench/results.env\` of the test user after a run.
 
 EOF

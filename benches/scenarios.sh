@@ -509,8 +509,14 @@ EOF
     # Baseline: an idle process, measured the same way over the same window.
     sleep 3600 &
     local sp=$!
+    local since
+    since=$(date +%s)
     sample "$secs" idle.agent "$pid" idle.sleep "$sp"
     kill "$sp"
+    # Anything but probes in the window? (another test reexecuting the user
+    # manager makes the agent reconnect and apply): its applies, counted.
+    put idle.agent.applies "$(journalctl --user -u "$unit" --since "@$since" -o cat -q 2>/dev/null |
+        grep -c '^checking the specs' || true)"
 
     # Syscalls over 10 s (strace slows the process while attached; this
     # window is not part of the figures above).
