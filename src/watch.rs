@@ -27,6 +27,10 @@ pub struct DirWatcher {
     _watcher: RecommendedWatcher,
     rx: mpsc::UnboundedReceiver<PathBuf>,
     debounce: Duration,
+    /// The burst being collected, and when it counts as over. Kept here,
+    /// not in `next`, so that `next` is cancel-safe (see there).
+    pending: BTreeSet<PathBuf>,
+    quiet_at: tokio::time::Instant,
 }
 
 impl DirWatcher {
@@ -62,21 +66,32 @@ impl DirWatcher {
             _watcher: watcher,
             rx,
             debounce,
+            pending: BTreeSet::new(),
+            quiet_at: tokio::time::Instant::now(),
         })
     }
 
     /// Waits for a change, then until nothing has changed for the debounce
     /// period; returns every path touched in that burst.
     /// `None` when the watcher has stopped.
+    ///
+    /// Cancel-safe: the daemon polls this in a `select!` that drops it
+    /// whenever another branch (a health check's timer, ...) wins. The
+    /// paths received so far stay in `pending` for the next call; with them
+    /// in a local, such a drop lost the change for good.
     pub async fn next(&mut self) -> Option<BTreeSet<PathBuf>> {
-        let first = self.rx.recv().await?;
-        let mut paths = BTreeSet::from([first]);
+        if self.pending.is_empty() {
+            let first = self.rx.recv().await?;
+            self.pending.insert(first);
+            self.quiet_at = tokio::time::Instant::now() + self.debounce;
+        }
         loop {
-            match tokio::time::timeout(self.debounce, self.rx.recv()).await {
+            match tokio::time::timeout_at(self.quiet_at, self.rx.recv()).await {
                 Ok(Some(p)) => {
-                    paths.insert(p);
+                    self.pending.insert(p);
+                    self.quiet_at = tokio::time::Instant::now() + self.debounce;
                 }
-                Ok(None) | Err(_) => return Some(paths),
+                Ok(None) | Err(_) => return Some(std::mem::take(&mut self.pending)),
             }
         }
     }
@@ -110,5 +125,21 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(400), w.next())
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_change_survives_a_cancelled_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = DirWatcher::new(&[d.path()], Duration::from_millis(300)).unwrap();
+        std::fs::write(d.path().join("web.toml"), "x").unwrap();
+        // Another select! branch wins while the burst is being debounced.
+        assert!(tokio::time::timeout(Duration::from_millis(100), w.next())
+            .await
+            .is_err());
+        let paths = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("the change is still reported")
+            .unwrap();
+        assert!(paths.contains(&d.path().join("web.toml")), "{paths:?}");
     }
 }
