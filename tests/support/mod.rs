@@ -404,3 +404,87 @@ impl Drop for Daemon<'_> {
             .user(&["systemctl", "--user", "stop", &self.unit]);
     }
 }
+
+/// `MESSAGE_ID`s systemd's manager logs for a unit's jobs.
+pub const UNIT_STARTED: &str = "39f53479d3a045ac8e11786248231fbf";
+pub const UNIT_STOPPED: &str = "9d1aaa27d60140bd96365438aad20286";
+
+impl TestEnv {
+    /// The user journal's current end, to read only what comes after.
+    pub fn journal_cursor(&self) -> String {
+        let out = self.user_ok(&[
+            "journalctl",
+            "--user",
+            "-n",
+            "0",
+            "--show-cursor",
+            "--no-pager",
+        ]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("-- cursor: "))
+            .unwrap_or_else(|| panic!("no cursor in: {out}"))
+            .trim()
+            .to_string()
+    }
+
+    /// The user manager's entries about `unit` with `message_id` after `cursor`.
+    pub fn unit_events(
+        &self,
+        cursor: &str,
+        unit: &str,
+        message_id: &str,
+    ) -> Vec<serde_json::Value> {
+        let after = format!("--after-cursor={cursor}");
+        let unit_match = format!("USER_UNIT={unit}");
+        let id = format!("MESSAGE_ID={message_id}");
+        let out = self.user(&[
+            "journalctl",
+            "--user",
+            "-o",
+            "json",
+            "--no-pager",
+            &after,
+            &unit_match,
+            &id,
+        ]);
+        stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Starts `args` as the test user in the background; the caller waits on it.
+    pub fn spawn_user(&self, args: &[&str]) -> std::process::Child {
+        Command::new("bash")
+            .arg(&self.script)
+            .arg("user")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn testenv user")
+    }
+}
+
+impl Workspace {
+    /// `deploy-agent ARGS` with this workspace's dirs and extra environment
+    /// (`VAR=value`, e.g. `DEPLOY_AGENT_FAILPOINT=after-write`).
+    pub fn agent_env(&self, env: &[&str], args: &[&str]) -> Output {
+        let mut full: Vec<String> = vec!["env".into()];
+        full.extend(env.iter().map(|s| s.to_string()));
+        full.push(Self::bin().into());
+        full.extend(args.iter().map(|s| s.to_string()));
+        for (flag, path) in [
+            ("--config", &self.config),
+            ("--specs", &self.specs),
+            ("--output-dir", &self.output),
+            ("--state-dir", &self.state),
+        ] {
+            full.push(flag.into());
+            full.push(path.to_string_lossy().into_owned());
+        }
+        let argv: Vec<&str> = full.iter().map(String::as_str).collect();
+        self.env.user(&argv)
+    }
+}
