@@ -11,7 +11,9 @@
 //!   process, through the library: `spec::load_dir`, `render::render`,
 //!   `reconcile::compute`, `output::scan`, `Agent::plan` (what `plan` and
 //!   `apply` run before touching systemd), the plan's text, and the agent's
-//!   Quadlet dry run (`reconcile::apply::check_with_quadlet`).
+//!   Quadlet dry run (`reconcile::apply::check_with_quadlet`); then the
+//!   bookkeeping around the work: an apply's history record, and the
+//!   daemon's per-probe-result bookkeeping (see [`bookkeeping`]).
 //! * `exec NAME -- CMD ARGS...`: times an external command (stdout and
 //!   stderr captured, as the agent captures the generator's); it must exit 0.
 //!
@@ -226,6 +228,99 @@ fn lib(specs: &Path, empty: &Path, uptodate: &Path, config: &Path) {
     measure(&key("quadlet_check"), || {
         reconcile::apply::check_with_quadlet(&desired, true).unwrap();
     });
+    bookkeeping(&set, &desired, uptodate, &key);
+}
+
+/// What an apply and each probe result cost besides the work itself:
+/// writing the files (`output::write_atomic`), the history record of an apply (specs + rendered files, pruned to the
+/// default 20 generations), and the daemon's per-probe bookkeeping
+/// (`Supervisor::on_result`, which persists health.json, then the history
+/// lookups the daemon makes when there is a verdict), with every service
+/// healthy, as the daemon loop in src/daemon.rs does it.
+fn bookkeeping(
+    set: &deploy_agent::spec::SpecSet,
+    desired: &BTreeMap<String, String>,
+    uptodate: &Path,
+    key: &dyn Fn(&str) -> String,
+) {
+    use deploy_agent::health::ProbeResult;
+    use deploy_agent::history::{History, Outcome, Verdict};
+    use deploy_agent::supervise::Supervisor;
+
+    let state = uptodate.with_extension("bookkeeping");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let history = History::new(&state);
+    let specs: Vec<(PathBuf, String)> = set
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect();
+    // `agent.history` (default 20); BENCH_HISTORY_KEEP to see pruning's share.
+    let keep = env_num("BENCH_HISTORY_KEEP", 20) as u32;
+    // Writing every rendered file as apply does (temp file, fsync, rename,
+    // fsync of the directory, per file), over the previous version.
+    let out = state.join("output");
+    std::fs::create_dir_all(&out).unwrap();
+    measure(&key("write_files"), || {
+        for (name, text) in desired {
+            deploy_agent::output::write_atomic(&out, name, text).unwrap();
+        }
+    });
+    measure(&key("history_record"), || {
+        history
+            .record(&specs, desired, Outcome::Ok, vec![], "bench", keep)
+            .unwrap();
+    });
+
+    // The supervisor spawns its probes on the runtime; they are never run
+    // here (nothing awaits them): the results are fed in by hand.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _rt = rt.enter();
+    let now = Instant::now();
+    let mut sup = Supervisor::new(&state);
+    let units: std::collections::BTreeSet<String> = set
+        .containers
+        .keys()
+        .map(|n| deploy_agent::spec::units::container(n))
+        .collect();
+    sup.update(set, &units, Some(1), now);
+    let ok = || ProbeResult {
+        ok: true,
+        detail: "HTTP 200".into(),
+        elapsed: Duration::from_millis(1),
+    };
+    // Every machine due: each asks for a probe; then each probe passes.
+    // Epochs are handed out in name order from 1 by `update`.
+    let later = now + Duration::from_secs(3600);
+    sup.tick(later);
+    let names: Vec<&String> = set.containers.keys().collect();
+    for (i, name) in names.iter().enumerate() {
+        sup.on_result(name, i as u64 + 1, ok(), later);
+    }
+    if sup.verdict() != Some(true) {
+        eprintln!("bookkeeping: not all healthy ({}); skipped", sup.summary());
+        return;
+    }
+    let mut i = 0;
+    measure(&key("probe_bookkeeping"), || {
+        let k = i % names.len();
+        i += 1;
+        sup.on_result(names[k], k as u64 + 1, ok(), later);
+        if let Some(ok) = sup.verdict() {
+            if let Ok(Some(latest)) = history.latest() {
+                let v = if ok {
+                    Verdict::Healthy
+                } else {
+                    Verdict::Unhealthy
+                };
+                let _ = history.set_health(latest.generation, v);
+            }
+        }
+    });
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 fn exec(name: &str, argv: &[String]) -> ExitCode {

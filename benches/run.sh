@@ -169,6 +169,27 @@ Measured calls: \`spec::load_dir\`, \`render::render\`, \`Agent::budget\` + \`in
 \`Agent::plan\` (what \`plan\` and \`apply\` run before touching systemd: load, render,
 budget, input hashes, scan, compute), \`reconcile::apply::check_with_quadlet\`.
 
+### Around the work: writing files, history, per-probe bookkeeping
+
+Same \`pipeline lib\` run: \`output::write_atomic\` of every rendered file over its previous
+version (what an apply does per changed file: temp file, fsync, rename, fsync of the
+directory); \`History::record\` of a generation (every spec and rendered file, pruned to
+the default 20 generations; an apply records one even when one file changed); and
+the daemon's bookkeeping per probe result with every service healthy
+(\`Supervisor::on_result\`, which rewrites health.json, then \`History::latest\` +
+\`set_health\`, as src/daemon.rs does on each result).
+
+| services (files) | write all files | history record | bookkeeping per probe result | bookkeeping CPU at 1 probe per service per 10 s |
+|---|---|---|---|---|
+EOF
+    for n in $BENCH_SIZES; do
+        printf '| %s (%s) | %s | %s | %s | %s %% of a core |\n' "$n" "$(v pipe.units."$n")" \
+            "$(mmm lib.write_files."$n")" "$(mmm lib.history_record."$n")" \
+            "$(mmm lib.probe_bookkeeping."$n")" \
+            "$(awk -v c="$(med lib.probe_bookkeeping."$n")" -v n="$n" 'BEGIN { printf "%.2f", c * n / 10 / 10 }')"
+    done
+    cat <<EOF
+
 ### The commands, end to end (one process per run)
 
 | services | \`validate\` | \`render --out\` | **\`plan\`**, new files (runs the generator dry run) | \`plan\`, new files, podman_version pinned | \`plan\`, up to date (no dry run) | **quadlet -dryrun -user** | ratio \`plan\` / quadlet |
