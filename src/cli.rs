@@ -14,8 +14,8 @@ use clap::{Args, Parser, Subcommand};
 /// Quadlet files, reloads systemd once per change set and starts, restarts or
 /// stops only the units whose files changed.
 ///
-/// Exit codes: 0 success, 1 operational failure (a unit failed, health
-/// failed, systemd unreachable), 2 invalid specs or usage.
+/// Exit codes: 0 success, 1 operational failure (a unit failed, systemd
+/// unreachable), 2 invalid specs or usage; see EXIT STATUS in deploy-agent(1).
 #[derive(Debug, Parser)]
 #[command(
     name = "deploy-agent",

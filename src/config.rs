@@ -56,6 +56,47 @@ struct RawHost {
     cpus: Option<f64>,
 }
 
+/// The tables of `agent.toml` and the keys each takes, read from the parser
+/// itself (the serde definitions above), so that the documentation can be
+/// checked against it: `(table, keys)`.
+pub fn known_keys() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("agent", field_names::<RawAgent>()),
+        ("host", field_names::<RawHost>()),
+    ]
+}
+
+/// The field names a `#[derive(Deserialize)]` struct accepts: the list serde
+/// hands to `deserialize_struct`, caught by a deserializer that reads nothing.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor};
+    type E = serde::de::value::Error;
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = E;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, E> {
+            Err(E::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, E> {
+            *self.0 = fields;
+            Err(E::custom("only the field names were wanted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
 /// Overrides from the command line; they win over `agent.toml`.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -293,6 +334,31 @@ mod tests {
         assert_eq!(c.podman_version.as_deref(), Some("4.9"));
         assert_eq!(c.host_memory, Some(512 << 20));
         assert_eq!(c.host_cpus, Some(2.0));
+    }
+
+    #[test]
+    fn known_keys_are_the_parsers() {
+        let tables: Vec<&str> = known_keys().iter().map(|(t, _)| *t).collect();
+        assert_eq!(tables, field_names::<RawConfig>());
+        for (table, keys) in known_keys() {
+            assert!(!keys.is_empty(), "[{table}]");
+            // Each listed key is accepted in its table, and nothing else is.
+            for key in keys.iter().copied().chain(["no_such_key"]) {
+                let text = format!("[{table}]\n{key} = 1\n");
+                let e = Config::from_text(
+                    &text,
+                    Path::new("a.toml"),
+                    &Overrides::default(),
+                    &user_env(),
+                )
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+                let unknown = e.contains("unknown field");
+                assert_eq!(unknown, key == "no_such_key", "{table}.{key}: {e}");
+            }
+        }
+        assert!(known_keys()[0].1.contains(&"specs_dir"));
     }
 
     #[test]

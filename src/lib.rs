@@ -8,6 +8,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "gen-docs")]
+pub mod docs;
 pub mod failpoint;
 pub mod health;
 pub mod history;

@@ -6,7 +6,9 @@
 
 mod diag;
 pub mod model;
-mod parse;
+// pub(crate): its key lists (`CONTAINER_KEYS`, ...) are what the man page
+// deploy-agent-specs(5) is checked against.
+pub(crate) mod parse;
 mod validate;
 pub mod values;
 
