@@ -7,23 +7,21 @@
 #     conffile, the tmpfiles.d directories, nothing enabled or started, the
 #     installed units clean under systemd-analyze verify (system and --user),
 #     the man pages found by man;
-#  2. the agent as the user unit (systemctl --user start deploy-agent) with
-#     the packaged example spec (its port moved to $PORT): validate, the
-#     unit active, the container's service active and answering over HTTP;
-#     and the system unit, under its sandbox, with a stand-in daemon;
+#  2. the packaged binary runs (`deploy-agent --version`; if it does not, the
+#     test stops there as failed); the agent as the user unit (systemctl
+#     --user start deploy-agent) with the packaged example spec (its port
+#     moved to $PORT): validate, the unit active, the container's service
+#     active and answering over HTTP; and the system unit, under its
+#     sandbox, with a stand-in daemon (python3 speaking sd_notify);
 #  3. upgrade: agent.toml edited, then a newer build installed with plain
 #     `dpkg -i` and no terminal (no --force-conf*: a conffile prompt would
 #     fail the test): the edit is kept, no .dpkg-* files, the running user
-#     and system agents were restarted, the container was not;
+#     and system agents were restarted, the container was not, and a second
+#     user ($TESTENV_USER2, a running user manager, never enabled or started
+#     the agent) still has no agent running;
 #  4. remove (agents stopped, containers left running, conffile kept) and
-#     purge (conffile and /var/lib/deploy-agent gone).
-#
-# The real agent in step 2 needs a binary that implements the CLI
-# (`deploy-agent --version`). Without one (the placeholder main) the user
-# unit runs a stand-in daemon too (a drop-in replaces ExecStart=: python3
-# speaking sd_notify READY=1/WATCHDOG=1 from the main PID), which still
-# checks the unit's notify, watchdog and reload settings and the restart on
-# upgrade; the spec checks are then reported as skipped.
+#     purge (conffile, /var/lib/deploy-agent and the user units' global
+#     enablement state gone).
 #
 # The namespace shares the host's file system except /run and /tmp, so dpkg
 # installs onto the HOST and the test purges the package again at the end (a
@@ -49,6 +47,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export TESTENV_DIR=${TESTENV_DIR:-/var/tmp/deploy-agent-pkgtest}
 export TESTENV_USER=${TESTENV_USER:-pkgtest}
+# A second user with a running user manager who never enables the agent.
+TESTENV_USER2=${TESTENV_USER2:-pkgtest2}
 testenv=$repo/tests/env/testenv
 PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 keep_env=""
@@ -135,9 +135,15 @@ cleanup() {
 	if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
 		R dpkg --purge deploy-agent >/dev/null 2>&1
 	fi
+	if [ -n "$made_user2" ]; then
+		R loginctl disable-linger "$TESTENV_USER2" >/dev/null 2>&1
+		R systemctl stop "user@$uid2.service" >/dev/null 2>&1
+		userdel -r "$TESTENV_USER2" >/dev/null 2>&1
+	fi
 	if [ -z "$keep_env" ] && [ -z "$was_up" ]; then "$testenv" down --purge >/dev/null 2>&1; fi
 }
 policy=""
+made_user2="" uid2=""
 had_outdir=""
 [ ! -d /etc/containers/systemd/deploy-agent ] || had_outdir=1
 trap cleanup EXIT
@@ -154,6 +160,19 @@ if [ -e /usr/sbin/policy-rc.d ]; then
 	R mount --bind "$policy" /usr/sbin/policy-rc.d
 	say "policy-rc.d: allow-all mounted over the host's inside the namespace"
 fi
+
+# The second user: lingering, so that a user manager runs for it, as for a
+# user logged in when the package is upgraded.
+if ! getent passwd "$TESTENV_USER2" >/dev/null; then
+	useradd --create-home --shell /bin/bash --user-group "$TESTENV_USER2" || die "useradd $TESTENV_USER2 failed"
+	made_user2=1
+fi
+uid2=$(id -u "$TESTENV_USER2")
+R loginctl enable-linger "$TESTENV_USER2" || die "loginctl enable-linger $TESTENV_USER2 failed"
+for _ in $(seq 1 60); do R systemctl is-active -q "user@$uid2.service" && break; sleep 1; done
+R systemctl is-active -q "user@$uid2.service" || die "user@$uid2.service ($TESTENV_USER2) did not start"
+# U2 CMD...: systemctl --user for the second user, through its manager.
+U2() { R systemctl --user --machine="$uid2@" "$@"; }
 
 # dpkg -i in the namespace, without a terminal: a conffile prompt would read
 # EOF and fail. Retries while another dpkg/apt holds the lock.
@@ -192,50 +211,35 @@ if v=$(U systemd-analyze verify --user /usr/lib/systemd/user/deploy-agent.servic
 else bad "systemd-analyze verify --user deploy-agent.service: $v"; fi
 check "man -w deploy-agent-rollback" man -w deploy-agent-rollback
 
-cli=""
-if ver=$(deploy-agent --version 2>/dev/null) && [ "${ver#deploy-agent }" = "$version" ]; then
-	cli=1
+if ver=$(deploy-agent --version 2>&1) && [ "${ver#deploy-agent }" = "$version" ]; then
 	ok "deploy-agent --version: $ver"
 else
-	skip "deploy-agent --version said '${ver:-}': the packaged binary has no CLI yet (src/main.rs); agent steps skipped"
+	bad "the packaged binary does not run: deploy-agent --version said '${ver:-}'"
+	exit 1
 fi
+check "second user ($TESTENV_USER2): agent disabled and inactive" sh -c "! $testenv root systemctl --user --machine=$uid2@ is-active -q deploy-agent.service"
 
 # ---------------------------------------------------------------- 2. agent
 phase "user unit"
-agent_pid="" web_inv=""
-if [ -n "$cli" ]; then
-	# The packaged example, on a test port, in a specs directory of the
-	# user's own (a drop-in points the unit at it; /etc/deploy-agent/specs is
-	# the host's and stays empty).
-	U sh -euc '
-		mkdir -p ~/specs ~/.config/systemd/user/deploy-agent.service.d
-		sed -e "s/127.0.0.1:8080:8080/127.0.0.1:$1:8080/" -e "s|http://127.0.0.1:8080/|http://127.0.0.1:$1/|" \
-			/usr/share/doc/deploy-agent/examples/web.toml >~/specs/web.toml
-		printf "[Service]\nEnvironment=DEPLOY_AGENT_SPECS=%%h/specs\n" \
-			>~/.config/systemd/user/deploy-agent.service.d/50-install-test.conf
-		systemctl --user daemon-reload' _ "$PORT"
-	check "deploy-agent validate (example spec)" U deploy-agent validate --specs "$home/specs"
-	if U timeout 300 systemctl --user start deploy-agent.service; then ok "systemctl --user start deploy-agent"; else bad "systemctl --user start deploy-agent"; fi
-	check "deploy-agent.service active" U systemctl --user is-active -q deploy-agent.service
-	check "web.service active (rendered from the example)" U systemctl --user is-active -q web.service
-	check "http://127.0.0.1:$PORT/health answers ok" sh -c "curl -fsS --max-time 5 http://127.0.0.1:$PORT/health | grep -qx ok"
-	check "deploy-agent status" U deploy-agent status --specs "$home/specs"
-	agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
-	web_inv=$(U systemctl --user show -P InvocationID web.service)
-	U systemctl --user --no-pager status deploy-agent.service web.service >"$out/install-test-status.txt" 2>&1 || true
-else
-	skip "the agent with the example spec (needs the CLI); the unit with a stand-in daemon instead"
-	U sh -euc 'cat >~/stand-in.py; d=~/.config/systemd/user/deploy-agent.service.d; mkdir -p "$d"
-		printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 %%h/stand-in.py\n" >"$d/50-install-test-stand-in.conf"
-		systemctl --user daemon-reload' <<<"$STAND_IN"
-	if U timeout 60 systemctl --user start deploy-agent.service; then ok "user unit, stand-in: started (READY=1 from the main PID)"; else bad "user unit, stand-in: start"; fi
-	agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
-	check "user unit, stand-in: WatchdogSec=30s reaches the daemon (WATCHDOG_USEC=30000000)" \
-		R sh -c "tr '\\0' '\\n' </proc/$agent_pid/environ | grep -qx WATCHDOG_USEC=30000000"
-	check "user unit, stand-in: reload (ExecReload=kill -HUP) keeps the daemon" sh -c "
-		$testenv user systemctl --user reload deploy-agent.service &&
-		[ \"\$($testenv user systemctl --user show -P MainPID deploy-agent.service)\" = '$agent_pid' ]"
-fi
+# The packaged example, on a test port, in a specs directory of the user's
+# own (a drop-in points the unit at it; /etc/deploy-agent/specs is the
+# host's and stays empty).
+U sh -euc '
+	mkdir -p ~/specs ~/.config/systemd/user/deploy-agent.service.d
+	sed -e "s/127.0.0.1:8080:8080/127.0.0.1:$1:8080/" -e "s|http://127.0.0.1:8080/|http://127.0.0.1:$1/|" \
+		/usr/share/doc/deploy-agent/examples/web.toml >~/specs/web.toml
+	printf "[Service]\nEnvironment=DEPLOY_AGENT_SPECS=%%h/specs\n" \
+		>~/.config/systemd/user/deploy-agent.service.d/50-install-test.conf
+	systemctl --user daemon-reload' _ "$PORT"
+check "deploy-agent validate (example spec)" U deploy-agent validate --specs "$home/specs"
+if U timeout 300 systemctl --user start deploy-agent.service; then ok "systemctl --user start deploy-agent"; else bad "systemctl --user start deploy-agent"; fi
+check "deploy-agent.service active" U systemctl --user is-active -q deploy-agent.service
+check "web.service active (rendered from the example)" U systemctl --user is-active -q web.service
+check "http://127.0.0.1:$PORT/health answers ok" sh -c "curl -fsS --max-time 5 http://127.0.0.1:$PORT/health | grep -qx ok"
+check "deploy-agent status" U deploy-agent status --specs "$home/specs"
+agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
+web_inv=$(U systemctl --user show -P InvocationID web.service)
+U systemctl --user --no-pager status deploy-agent.service web.service >"$out/install-test-status.txt" 2>&1 || true
 
 # The system unit, always with the stand-in: its sandbox, directories and
 # watchdog (the real system agent would apply /etc/deploy-agent/specs).
@@ -272,10 +276,11 @@ fi
 new_pid=$(R systemctl show -P MainPID deploy-agent-system.service)
 check "running system agent restarted by postinst (MainPID $system_pid -> $new_pid)" \
 	sh -c "[ '$new_pid' != 0 ] && [ '$new_pid' != '$system_pid' ]"
-if [ -n "$cli" ]; then
-	check "web.service not restarted by the agent's restart" \
-		sh -c "[ \"\$($testenv user systemctl --user show -P InvocationID web.service)\" = '$web_inv' ]"
-fi
+check "web.service not restarted by the agent's restart" \
+	sh -c "[ \"\$($testenv user systemctl --user show -P InvocationID web.service)\" = '$web_inv' ]"
+check "second user ($TESTENV_USER2), who never started the agent: still no agent running" \
+	sh -c "! $testenv root systemctl --user --machine=$uid2@ is-active -q deploy-agent.service &&
+		[ \"\$($testenv root systemctl --user --machine=$uid2@ show -P InactiveExitTimestampMonotonic deploy-agent.service)\" = 0 ]"
 
 # ---------------------------------------------------------------- 4. remove, purge
 phase "remove, purge"
@@ -284,12 +289,12 @@ check "binary removed" test ! -e /usr/bin/deploy-agent
 check "agent.toml kept on remove (conffile)" test -e /etc/deploy-agent/agent.toml
 check "user agent stopped by prerm" sh -c "! $testenv user systemctl --user is-active -q deploy-agent.service"
 check "system agent stopped by prerm" sh -c "! $testenv root systemctl is-active -q deploy-agent-system.service"
-if [ -n "$cli" ]; then
-	check "web.service still running (containers are not the package's)" U systemctl --user is-active -q web.service
-fi
+check "web.service still running (containers are not the package's)" U systemctl --user is-active -q web.service
 check "dpkg --purge deploy-agent" R dpkg --purge deploy-agent
 check "agent.toml removed on purge" test ! -e /etc/deploy-agent/agent.toml
 check "/var/lib/deploy-agent removed on purge" test ! -e /var/lib/deploy-agent
+check "no enablement state left on purge (deb-systemd-helper)" \
+	sh -c '! ls /var/lib/systemd/deb-systemd-helper-enabled/deploy-agent* /var/lib/systemd/deb-systemd-user-helper-enabled/deploy-agent* 2>/dev/null | grep -q .' 
 
 phase end
 printf '  %s\n' "${timings[@]}" >&2
