@@ -14,7 +14,8 @@
 # settings, its output and state directories must be writable, and the rest
 # of /etc must not be.
 #
-# Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+# Prints one line per check and "N passed, N failed"; exits 1 on a failure,
+# and when the probes gave fewer results than there are checks.
 # Takes about 20 s. Leaves nothing behind (a container and an image made for
 # the check are removed again).
 set -euo pipefail
@@ -122,5 +123,11 @@ while IFS='|' read -r cmd rc out; do
 	if [ "$rc" = 0 ]; then result ok "system unit: $cmd" "$out"; else result FAIL "system unit: $cmd" "exit $rc: $out"; fi
 done < <("$testenv" root bash -c "$system_probe" probe "$system_props" 2>&1)
 
+# Every probe line is one check: fewer results than probes (a probe that
+# printed nothing, or died half-way) is a failure, never a pass with zero checks.
+expected=$((1 + ${#ruled_out[@]} + $(grep -c "^run '" <<<"$system_probe")))
+if [ $((pass + fail)) -ne "$expected" ]; then
+	result FAIL "probes" "$((pass + fail)) results for $expected checks: a probe printed too little"
+fi
 echo "hardening-check: $pass passed, $fail failed"
 [ "$fail" = 0 ]
