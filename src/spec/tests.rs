@@ -463,18 +463,91 @@ mod files {
         assert!(e[2].contains("more than the 1048576 bytes"), "{e:#?}");
     }
 
+    /// What an unreadable spec file must give: one error, naming the file,
+    /// saying it cannot be read (the file is not skipped).
+    fn check_unreadable(dir: &Path) {
+        let errors = load_dir(dir).unwrap_err();
+        let e: Vec<&SpecError> = errors.iter().collect();
+        assert_eq!(e.len(), 1, "{errors}");
+        assert_eq!(e[0].file, dir.join("a.toml"), "{errors}");
+        assert!(
+            e[0].message.starts_with("cannot read: ") && e[0].message.contains("Permission denied"),
+            "{errors}"
+        );
+    }
+
+    /// Root reads a mode-000 file, so as root the check runs in a child
+    /// process with the uid and gid of `nobody` (and no supplementary
+    /// groups): this test binary again, running only this test.
     #[test]
     fn unreadable_file() {
-        if nix::unistd::geteuid().is_root() {
-            // root reads mode-000 files; the owner check is covered below instead.
+        const DIR_VAR: &str = "DEPLOY_AGENT_TEST_UNREADABLE_DIR";
+        if let Some(d) = std::env::var_os(DIR_VAR) {
+            // In the child.
+            assert!(!nix::unistd::geteuid().is_root(), "the child runs as root");
+            check_unreadable(Path::new(&d));
             return;
         }
         let d = dir();
         let p = d.path().join("a.toml");
         fs::write(&p, WEB).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
-        let e = load_dir(d.path()).unwrap_err().to_string();
-        assert!(e.contains("cannot read"), "{e}");
+        if !nix::unistd::geteuid().is_root() {
+            check_unreadable(d.path());
+            return;
+        }
+
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = match nix::unistd::User::from_name("nobody") {
+            Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
+            _ => (65534, 65534),
+        };
+        // `deploy_agent::spec::tests::files` -> `spec::tests::files::unreadable_file`
+        let (_, module) = module_path!().split_once("::").unwrap();
+        let test = format!("{module}::unreadable_file");
+        let run = |exe: &Path| {
+            std::process::Command::new(exe)
+                .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+                .env(DIR_VAR, d.path())
+                .current_dir("/")
+                .uid(uid)
+                .gid(gid)
+                .output()
+        };
+        let exe = std::env::current_exe().unwrap();
+        let mut out = run(&exe);
+        let mut copy = None;
+        if matches!(&out, Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EACCES as i32)) {
+            // nobody cannot reach the test binary (a checkout under /root):
+            // run a copy of it from a directory nobody can reach.
+            let bin = dir();
+            let exe_copy = bin.path().join("unit-tests");
+            fs::copy(&exe, &exe_copy).unwrap();
+            fs::set_permissions(&exe_copy, fs::Permissions::from_mode(0o755)).unwrap();
+            for _ in 0..50 {
+                out = run(&exe_copy);
+                // Another test's fork may briefly hold the copy open for writing.
+                match &out {
+                    Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) => {
+                        std::thread::sleep(std::time::Duration::from_millis(100))
+                    }
+                    _ => break,
+                }
+            }
+            copy = Some(bin);
+        }
+        let out = out.unwrap_or_else(|e| panic!("cannot run {test} as uid {uid}: {e}"));
+        drop(copy);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = format!(
+            "{}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{report}");
+        // It ran (a filter that matches nothing passes too).
+        assert!(stdout.contains(&format!("test {test} ... ok")), "{report}");
+        assert!(stdout.contains("test result: ok. 1 passed"), "{report}");
     }
 
     #[test]
