@@ -125,7 +125,7 @@ done < <("$testenv" root bash -c "$system_probe" probe "$system_props" 2>&1)
 
 # Every probe line is one check: fewer results than probes (a probe that
 # printed nothing, or died half-way) is a failure, never a pass with zero checks.
-expected=$((1 + ${#ruled_out[@]} + $(grep -c "^run '" <<<"$system_probe")))
+expected=$((1 + ${#ruled_out[@]} + $(grep -cE "^run ['\"]" <<<"$system_probe")))
 if [ $((pass + fail)) -ne "$expected" ]; then
 	result FAIL "probes" "$((pass + fail)) results for $expected checks: a probe printed too little"
 fi
