@@ -102,9 +102,16 @@ fn watching_daemon_restarts_only_the_edited_unit_and_keeps_all_on_a_broken_edit(
         "10-a.toml",
         &web("e2e-w-a", 18191, "a2", "env = { EDITED = \"1\" }"),
     );
+    let hups = || d.journal(&["TRIGGER=SIGHUP"]).len();
+    let before = hups();
     ws.env
         .user_ok(&["systemctl", "--user", "kill", "-s", "HUP", &d.unit]);
-    std::thread::sleep(Duration::from_secs(2));
+    // The SIGHUP itself made an apply (an ignored signal would leave no entry).
+    ws.env.wait_for(
+        "an apply triggered by SIGHUP",
+        Duration::from_secs(30),
+        || hups() > before,
+    );
     assert_eq!(ws.env.unit_prop(&d.unit, "ActiveState"), "active");
     assert_eq!(
         ws.env.unit_prop("e2e-w-a.service", "MainPID"),

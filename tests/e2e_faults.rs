@@ -67,14 +67,19 @@ fn listing(dir: &Path) -> Vec<(String, String)> {
 /// How many times `unit` started (or stopped) since `cursor`, once the
 /// journal has caught up with at least `at_least` of them.
 fn count(env: &TestEnv, cursor: &str, unit: &str, id: &str, at_least: usize) -> usize {
+    // Wait (up to 5 s) for the events the caller knows must have happened to
+    // reach the journal, then flush the journal and count once more, so
+    // that events beyond `at_least` are counted too instead of stopping at
+    // the number the caller expects.
     let start = Instant::now();
-    loop {
-        let n = env.unit_events(cursor, unit, id).len();
-        if n >= at_least || start.elapsed() > Duration::from_secs(5) {
-            return n;
-        }
+    while env.unit_events(cursor, unit, id).len() < at_least
+        && start.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
+    let sync = env.root(&["journalctl", "--sync"]);
+    assert!(sync.status.success(), "journalctl --sync: {sync:?}");
+    env.unit_events(cursor, unit, id).len()
 }
 
 fn svc(name: &str) -> String {
