@@ -419,6 +419,29 @@ fn the_daemon_rides_out_a_user_bus_outage_with_backoff() {
     for (n, d) in delays.iter().enumerate() {
         assert_eq!(*d, (1u64 << n).min(30), "backoff {delays:?}");
     }
+    // And the agent really waits that long: measured between the journal
+    // entries of consecutive failed reconnects (each entry is written when
+    // an attempt has failed, so the gap is the wait plus one attempt).
+    let stamps: Vec<f64> =
+        p.d.journal(&[SYSTEMD_UNREACHABLE])
+            .iter()
+            .filter(|e| {
+                e["MESSAGE"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("cannot reach systemd"))
+            })
+            .map(|e| {
+                let us: u64 = e["__REALTIME_TIMESTAMP"].as_str().unwrap().parse().unwrap();
+                us as f64 / 1e6
+            })
+            .collect();
+    for (n, pair) in stamps.windows(2).enumerate() {
+        let (gap, waited) = (pair[1] - pair[0], delays[n] as f64);
+        assert!(
+            gap >= waited * 0.9 && gap < waited + 10.0,
+            "retry {n}: said it would wait {waited} s, the next attempt came after {gap:.2} s"
+        );
+    }
     // The loss itself is logged too, before the first reconnect: as the
     // bus closing, or (when another event came first) as a failed call.
     let messages: Vec<String> =
