@@ -148,13 +148,27 @@ fn interpret_podman(code: Option<i32>, stdout: &str, stderr: &str) -> Result<Str
         )),
         _ => Err(ProbeError::Podman {
             code,
-            stderr: first_line(stderr).unwrap_or("no message").to_string(),
+            stderr: podman_error_line(stderr)
+                .unwrap_or("no message")
+                .to_string(),
         }),
     }
 }
 
 fn first_line(s: &str) -> Option<&str> {
     s.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// The line of Podman's stderr that says what went wrong: its `Error: ...`
+/// line, else the first line that is not one of its logged warnings (such
+/// as the cgroup v1 deprecation notice it prints before every error).
+fn podman_error_line(stderr: &str) -> Option<&str> {
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines
+        .clone()
+        .find(|l| l.starts_with("Error: "))
+        .or_else(|| lines.clone().find(|l| !l.contains("level=warning")))
+        .or_else(|| lines.next())
 }
 
 async fn timed(fut: impl Future<Output = Result<String, ProbeError>>) -> ProbeResult {
@@ -360,6 +374,24 @@ mod tests {
         );
         let e = interpret_podman(None, "", "").unwrap_err();
         assert_eq!(e.to_string(), "podman healthcheck run failed: no message");
+        // Podman's warnings (cgroup v1 on every command) come first; the
+        // error is what matters.
+        let e = interpret_podman(
+            Some(125),
+            "",
+            "time=\"2026-11-27T11:20:56Z\" level=warning msg=\"Using cgroups-v1 which is deprecated\"\n\
+             Error: no container with name or ID \"x\" found: no such container\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "podman healthcheck run failed (exit 125): Error: no container with name or ID \"x\" found: no such container"
+        );
+        let e = interpret_podman(Some(2), "", "time=\"t\" level=warning msg=\"w\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "podman healthcheck run failed (exit 2): time=\"t\" level=warning msg=\"w\""
+        );
     }
 
     #[test]
