@@ -313,6 +313,9 @@ else
 fi
 [ -z "$deb" ] || check_stripped "$root/usr/bin/deploy-agent" "the .deb's binary" || status=1
 [ -z "$deb" ] || check_links "$root" || status=1
+if [ -n "$deb" ] && ! dpkg-deb -f "$deb" Depends | grep -q 'podman (>= 4.9)'; then
+	say "deb: Depends lacks 'podman (>= 4.9)'"; status=1
+fi
 [ -z "$rpm" ] || check_stripped "$rpm_root/usr/bin/deploy-agent" "the .rpm's binary" || status=1
 check_licenses || status=1
 step "lintian, rpmlint, verify"
