@@ -46,12 +46,18 @@ result() { # result ok|FAIL WHAT DETAIL
 # Each line printed by the probe: "<settings>|<uid_map lines>|<error>".
 user_probe=$(cat <<'EOF'
 probe() {
-	podman system migrate >/dev/null 2>&1 # stop the pause process: podman must run newuidmap again
+	# A podman state of its own (runtime dir, storage, config): no pause
+	# process and no running container whose user namespace podman could
+	# join, so it must run newuidmap. (Not `podman system migrate`: that
+	# stops the user's containers, and their restart races the probe.)
+	state=$(mktemp -d "$XDG_RUNTIME_DIR/hardening-check.XXXXXX")
 	err=$(mktemp)
-	lines=$(systemd-run --user --wait --pipe --collect -E PODMAN_IGNORE_CGROUPSV1_WARNING=1 "$@" \
+	lines=$(systemd-run --user --wait --pipe --collect -E PODMAN_IGNORE_CGROUPSV1_WARNING=1 \
+		-E XDG_RUNTIME_DIR="$state" -E XDG_DATA_HOME="$state/data" -E XDG_CONFIG_HOME="$state/config" "$@" \
 		podman unshare cat /proc/self/uid_map 2>"$err" | wc -l)
 	msg=$(grep -o 'newuidmap: [^"\\]*\|read-only file system\|status=[0-9]*/[A-Z]*' "$err" | head -n1)
-	rm -f "$err"
+	[ -s "$state/libpod/tmp/pause.pid" ] && kill "$(cat "$state/libpod/tmp/pause.pid")" 2>/dev/null
+	rm -rf "$state" "$err"
 	printf '%s|%s|%s\n' "$*" "$lines" "$msg"
 }
 eval "probe $1"
