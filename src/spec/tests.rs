@@ -350,6 +350,74 @@ fn dependency_cycles() {
     );
 }
 
+/// README "Health, rollback and history": a health table with only its
+/// check gets `interval` 30s, `timeout` 5s, `retries` 3, `start_period` 0s,
+/// `on_failure` restart, and an `http` check `expect_status` 200. Both
+/// sides are checked: the parser's values, and the README's sentences
+/// written with those values.
+#[test]
+fn health_defaults_are_the_readmes() {
+    let set = load(&[(
+        "s.toml",
+        &format!("{WEB}[container.web.health]\ntcp = \"127.0.0.1:8080\"\n"),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let h = set.containers["web"].health.as_ref().unwrap();
+    assert_eq!(
+        h.check,
+        HealthCheck::Tcp {
+            addr: "127.0.0.1:8080".into()
+        }
+    );
+    assert_eq!(h.interval, Duration::from_secs(30));
+    assert_eq!(h.timeout, Duration::from_secs(5));
+    assert_eq!(h.retries, 3);
+    assert_eq!(h.start_period, Duration::ZERO);
+    assert_eq!(h.on_failure, OnFailure::Restart);
+
+    // `expect_status` belongs to an `http` check only (with `tcp` it is an
+    // error, see `bad_sizes_durations_ports_cpus`): its default there.
+    let set = load(&[(
+        "s.toml",
+        &format!("{WEB}[container.web.health]\nhttp = \"http://127.0.0.1:8080/\"\n"),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let http = set.containers["web"].health.as_ref().unwrap();
+    let HealthCheck::Http { expect_status, .. } = http.check else {
+        panic!("{:?}", http.check)
+    };
+    assert_eq!(expect_status, 200);
+    assert_eq!(
+        (http.interval, http.timeout, http.retries, http.start_period),
+        (h.interval, h.timeout, h.retries, h.start_period)
+    );
+    assert_eq!(http.on_failure, OnFailure::Restart);
+
+    // What README.md says, with the values the parser chose.
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let secs = |d: Duration| {
+        assert_eq!(d.subsec_nanos(), 0, "{d:?}");
+        format!("{}s", d.as_secs())
+    };
+    for want in [
+        format!(
+            "`interval` (default {}), `timeout` ({}), `retries` ({}) and `start_period` ({}) apply to all three",
+            secs(h.interval),
+            secs(h.timeout),
+            h.retries,
+            secs(h.start_period)
+        ),
+        format!("with `expect_status` (default {expect_status})"),
+        "- `restart` (default):".to_string(),
+    ] {
+        assert!(readme.contains(&want), "README.md does not say: {want}");
+    }
+}
+
 #[test]
 fn secrets() {
     let set = load(&[(
