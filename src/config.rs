@@ -361,6 +361,78 @@ mod tests {
         assert!(known_keys()[0].1.contains(&"specs_dir"));
     }
 
+    /// README "Agent settings": the installed `packaging/agent.toml` lists
+    /// every setting, commented out. Each `# key = value` line, under the
+    /// `[table]` it sits in, is compared with the parser's keys both ways;
+    /// as shipped the file sets nothing, and with every such line
+    /// uncommented the parser accepts it.
+    #[test]
+    fn the_installed_agent_toml_lists_every_key_commented_out() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        // As shipped: only table headers, no setting.
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        for (table, v) in &parsed {
+            let t = v.as_table().unwrap_or_else(|| panic!("{table} = {v}"));
+            assert!(
+                t.is_empty(),
+                "[{table}] sets {t:?}: it should be commented out"
+            );
+        }
+        let shipped = Config::from_text(&text, &path, &Overrides::default(), &user_env());
+        assert_eq!(
+            shipped.unwrap(),
+            Config::from_text("", &path, &Overrides::default(), &user_env()).unwrap()
+        );
+
+        // The commented-out settings: a comment line that, without its `#`,
+        // is one TOML `key = value` (prose is not).
+        let mut table = String::new();
+        let mut listed: Vec<(String, String)> = Vec::new();
+        let mut uncommented = String::new();
+        for line in text.lines() {
+            if let Some(h) = line.strip_prefix('[') {
+                table = h.trim_end().trim_end_matches(']').to_string();
+                uncommented.push_str(line);
+                uncommented.push('\n');
+            } else if let Some(rest) = line.strip_prefix('#') {
+                let Ok(kv) = toml::from_str::<toml::Table>(rest) else {
+                    continue;
+                };
+                let [(key, value)] = kv.iter().collect::<Vec<_>>()[..] else {
+                    continue;
+                };
+                if value.is_table() {
+                    continue; // a commented-out `[header]`
+                }
+                assert!(!table.is_empty(), "{line:?} is outside any table");
+                listed.push((table.clone(), key.clone()));
+                uncommented.push_str(rest);
+                uncommented.push('\n');
+            }
+        }
+        let mut known: Vec<(String, String)> = known_keys()
+            .into_iter()
+            .flat_map(|(t, keys)| keys.iter().map(move |k| (t.to_string(), k.to_string())))
+            .collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        known.sort();
+        let missing: Vec<_> = known.iter().filter(|k| !sorted.contains(k)).collect();
+        let unknown: Vec<_> = sorted.iter().filter(|k| !known.contains(k)).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "packaging/agent.toml lacks {missing:?}; lists keys the parser does not take: {unknown:?}"
+        );
+        sorted.dedup();
+        assert_eq!(sorted.len(), listed.len(), "a key listed twice: {listed:?}");
+
+        // Uncommented, each example value is one the parser accepts.
+        Config::from_text(&uncommented, &path, &Overrides::default(), &user_env())
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    }
+
     #[test]
     fn errors_name_the_file_and_place() {
         let e = Config::from_text(
