@@ -85,3 +85,150 @@ pub fn init(verbose: u8, daemon: bool) {
         .with(fmt.with_filter(filter()))
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ids;
+    use crate::health::event::HealthEvent;
+    use std::collections::BTreeMap;
+
+    /// What README's table must say for each of the agent's own ids.
+    const MEANINGS: &[(&str, &str, &str)] = &[
+        ("APPLY_STARTED", ids::APPLY_STARTED, "apply started"),
+        ("APPLY_DONE", ids::APPLY_DONE, "apply done"),
+        (
+            "APPLY_FAILED",
+            ids::APPLY_FAILED,
+            "apply finished with failures",
+        ),
+        (
+            "SPEC_INVALID",
+            ids::SPEC_INVALID,
+            "specs invalid, nothing changed",
+        ),
+        ("UNIT_FAILED", ids::UNIT_FAILED, "a unit job failed"),
+        (
+            "QUADLET_REJECTED",
+            ids::QUADLET_REJECTED,
+            "Podman's Quadlet generator rejected the files, nothing changed",
+        ),
+        (
+            "SYSTEMD_UNREACHABLE",
+            ids::SYSTEMD_UNREACHABLE,
+            "systemd unreachable",
+        ),
+        ("ROLLBACK", ids::ROLLBACK, "rollback applied"),
+    ];
+
+    fn readme() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+    }
+
+    fn is_id(s: &str) -> bool {
+        s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The `| MESSAGE_ID | event |` table of README's "Reading the journal".
+    fn readme_table(readme: &str) -> BTreeMap<String, String> {
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Reading the journal"))
+            .expect("README.md has a section \"Reading the journal\"");
+        let mut table = BTreeMap::new();
+        for line in section.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [_, id, event, _] = cells[..] else {
+                continue;
+            };
+            let Some(id) = id.strip_prefix('`').and_then(|s| s.strip_suffix('`')) else {
+                continue;
+            };
+            assert!(is_id(id), "not a MESSAGE_ID: {line}");
+            let old = table.insert(id.to_string(), event.to_string());
+            assert!(old.is_none(), "listed twice: {id}");
+        }
+        assert!(!table.is_empty(), "no MESSAGE_ID table:\n{section}");
+        table
+    }
+
+    /// README "Reading the journal": the table lists every MESSAGE_ID the
+    /// agent logs, each with its meaning, and no id the code does not have;
+    /// an id quoted anywhere else in README is one of them too.
+    #[test]
+    fn the_readmes_message_id_table_is_the_codes() {
+        // Every id of `ids`, read from this file, has its meaning above.
+        let source = include_str!("journal.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter_map(|l| l.split_once(": &str"))
+            .map(|(name, _)| name)
+            .collect();
+        let named: Vec<&str> = MEANINGS.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(declared, named, "journal::ids and MEANINGS differ");
+
+        let mut code: BTreeMap<&str, String> = BTreeMap::new();
+        for (_, id, meaning) in MEANINGS {
+            code.insert(id, meaning.to_string());
+        }
+        for e in HealthEvent::ALL {
+            // health_gave_up -> "health: gave up"
+            let what = e.name().strip_prefix("health_").unwrap().replace('_', " ");
+            assert!(code
+                .insert(e.message_id(), format!("health: {what}"))
+                .is_none());
+        }
+
+        let readme = readme();
+        let table = readme_table(&readme);
+        for (id, meaning) in &code {
+            let event = table
+                .get(*id)
+                .unwrap_or_else(|| panic!("README's table lacks {id} ({meaning})"));
+            // The agent's own: word for word; a health event's name may be
+            // followed by a remark, e.g. "health: failed (retries spent)".
+            let ok = match event.strip_prefix(meaning.as_str()) {
+                Some("") => true,
+                Some(rest) => meaning.starts_with("health: ") && rest.starts_with(' '),
+                None => false,
+            };
+            assert!(ok, "README says {id} is {event:?}, the code: {meaning:?}");
+        }
+        for id in table.keys() {
+            assert!(
+                code.contains_key(id.as_str()),
+                "README lists {id}, unknown to the code"
+            );
+        }
+
+        // Ids quoted elsewhere (`MESSAGE_ID=...` in examples and prose).
+        let mut quoted = 0;
+        for word in readme.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if is_id(word) {
+                assert!(
+                    code.contains_key(word),
+                    "README quotes {word}, unknown to the code"
+                );
+                quoted += 1;
+            }
+        }
+        assert!(quoted > table.len(), "{quoted}");
+        // The two named in examples mean what their comments say.
+        for (comment, id) in [
+            ("# spec errors", ids::SPEC_INVALID),
+            ("# rollbacks", HealthEvent::Rollback.message_id()),
+        ] {
+            let line = readme
+                .lines()
+                .find(|l| l.contains("MESSAGE_ID=") && l.trim_end().ends_with(comment))
+                .unwrap_or_else(|| panic!("README has no `MESSAGE_ID=... {comment}`"));
+            assert!(line.contains(&format!("MESSAGE_ID={id} ")), "{line}");
+        }
+        let prose = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        let want = format!(
+            "the errors go to the journal (`MESSAGE_ID={}`)",
+            ids::SPEC_INVALID
+        );
+        assert!(prose.contains(&want), "README does not say: {want}");
+    }
+}
