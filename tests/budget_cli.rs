@@ -7,7 +7,8 @@
 //!   gets as far as the bus (the check comes before systemd);
 //! * hard limits (and CPU quotas) adding up to more are a warning: `validate`
 //!   exits 0, `apply` goes on past the budget (to an unreachable systemd);
-//! * without `[host] memory` the host is this machine (MemTotal).
+//! * without `[host] memory` the host is this machine (MemTotal), and
+//!   without `[host] cpus` its cores.
 //!
 //! `validate` and `apply` run the check in different places
 //! (`commands::validate`, `Agent::plan`), so each has its own test; each
@@ -250,4 +251,46 @@ fn without_host_memory_the_host_is_this_machine() {
         "{:?}",
         text(&o)
     );
+}
+
+/// This machine's cores, as `nproc` counts them (the CPUs this process may
+/// run on; Rust's count also honours a cgroup CPU quota, which `nproc`
+/// does not, so where they differ the agent's is used and said so).
+fn cores() -> u64 {
+    let rust = std::thread::available_parallelism().unwrap().get() as u64;
+    let nproc = Command::new("nproc")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if nproc.is_some_and(|n| n != rust) {
+        eprintln!("nproc says {nproc:?}, available_parallelism {rust}: using {rust}");
+    }
+    rust
+}
+
+#[test]
+fn without_host_cpus_the_host_is_this_machines_cores() {
+    let n = cores();
+    let spec = |cpus: u64| {
+        format!("[container.big]\nimage = \"x\"\n[container.big.resources]\ncpus = {cpus}\n")
+    };
+    // One core more than this machine has: the warning, naming its count.
+    let h = Host::new("[agent]\npodman_version = \"5.4\"\n", &spec(n + 1));
+    let o = h.run("validate");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let want = format!(
+        "warning: CPU quotas add up to {} cores, more than the host's {n}: services will share them",
+        n + 1
+    );
+    assert!(err.lines().any(|l| l == want), "want {want:?} in:\n{err}");
+
+    // Exactly this machine's cores fit: no warning at all.
+    let h = Host::new("[agent]\npodman_version = \"5.4\"\n", &spec(n));
+    let o = h.run("validate");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(!err.contains("CPU quotas"), "{err}");
+    assert!(!err.contains("warning"), "{err}");
 }
