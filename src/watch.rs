@@ -101,30 +101,81 @@ impl DirWatcher {
 mod tests {
     use super::*;
 
+    /// A burst (1,000 files written in batches, then an editor's save by
+    /// rename) becomes one trigger, and nothing of it is left for a second.
+    ///
+    /// Timing: the debounce is long (1 s) next to what separates the burst's
+    /// events (batches 150 ms apart), so a loaded machine that delays the
+    /// writer or notify's thread by a few hundred milliseconds does not
+    /// split the burst; yet the burst lasts longer than the debounce, so
+    /// only a quiet period that starts again with every event keeps it in
+    /// one trigger. Nothing waits a fixed time for something not to happen:
+    /// the end is a file written after the trigger, and the next trigger
+    /// must be that file alone.
     #[tokio::test]
     async fn burst_of_writes_and_rename_saves_become_one_trigger() {
+        const DEBOUNCE: Duration = Duration::from_secs(1);
+        const BATCHES: usize = 10;
+        const GAP: Duration = Duration::from_millis(150);
         let d = tempfile::tempdir().unwrap();
-        let mut w = DirWatcher::new(&[d.path()], Duration::from_millis(200)).unwrap();
-        for i in 0..1000 {
-            std::fs::write(d.path().join(format!("{i}.toml")), "x").unwrap();
-        }
-        // An editor saving by rename.
-        std::fs::write(d.path().join(".web.toml.swp"), "new").unwrap();
-        std::fs::rename(d.path().join(".web.toml.swp"), d.path().join("web.toml")).unwrap();
-        let paths = tokio::time::timeout(Duration::from_secs(10), w.next())
+        let dir = d.path().to_path_buf();
+        let mut w = DirWatcher::new(&[&dir], DEBOUNCE).unwrap();
+
+        // Written while the watcher waits, as in the daemon.
+        let writer = std::thread::spawn({
+            let dir = dir.clone();
+            move || {
+                let start = std::time::Instant::now();
+                for batch in 0..BATCHES {
+                    if batch > 0 {
+                        std::thread::sleep(GAP);
+                    }
+                    for i in 0..100 {
+                        let name = format!("{}.toml", batch * 100 + i);
+                        std::fs::write(dir.join(name), "x").unwrap();
+                    }
+                }
+                // An editor saving by rename.
+                std::fs::write(dir.join(".web.toml.swp"), "new").unwrap();
+                std::fs::rename(dir.join(".web.toml.swp"), dir.join("web.toml")).unwrap();
+                start.elapsed()
+            }
+        });
+        let paths = tokio::time::timeout(Duration::from_secs(60), w.next())
             .await
-            .unwrap()
-            .unwrap();
-        assert!(paths.contains(&d.path().join("web.toml")), "rename seen");
+            .expect("a trigger within a minute")
+            .expect("the watcher runs");
+        let lasted = writer.join().unwrap();
+        assert!(lasted > DEBOUNCE, "the burst lasted {lasted:?}");
+
+        let mut burst: BTreeSet<PathBuf> = (0..BATCHES * 100)
+            .map(|i| dir.join(format!("{i}.toml")))
+            .collect();
+        burst.insert(dir.join(".web.toml.swp"));
+        burst.insert(dir.join("web.toml"));
+        let missing: Vec<_> = burst.difference(&paths).collect();
         assert!(
-            paths.len() >= 1000,
-            "all paths in one trigger: {}",
-            paths.len()
+            missing.is_empty(),
+            "the first trigger ({} paths) lacks {} of the burst, e.g. {:?}",
+            paths.len(),
+            missing.len(),
+            &missing[..missing.len().min(3)]
         );
-        // Nothing more pending: the burst was one trigger.
-        assert!(tokio::time::timeout(Duration::from_millis(400), w.next())
+
+        // Nothing of the burst left: the next trigger is a later file alone.
+        let end = dir.join("end.toml");
+        std::fs::write(&end, "x").unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(60), w.next())
             .await
-            .is_err());
+            .expect("a trigger for end.toml within a minute")
+            .expect("the watcher runs");
+        let others: Vec<_> = next.iter().filter(|p| **p != end).collect();
+        assert!(
+            next.contains(&end) && others.is_empty(),
+            "a second trigger with {} other paths, e.g. {:?}",
+            others.len(),
+            &others[..others.len().min(3)]
+        );
     }
 
     #[tokio::test]
