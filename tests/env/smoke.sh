@@ -82,7 +82,7 @@ done
 u test -x "$QUADLET" || fail "$QUADLET is missing (podman 5 from trixie): run tests/env/testenv install"
 u podman image exists "$IMAGE" || fail "$IMAGE is missing in the user's storage: testenv up builds it"
 # The namespace shares the host's network namespace: the port is the host's.
-if ss -Hltn "sport = :$PORT" | grep -q .; then
+if ss -Hltn "sport = :$PORT" | grep . >/dev/null; then
     fail "port $PORT is already in use on this host (set SMOKE_PORT)"
 fi
 teardown # leftovers of an interrupted run

@@ -232,11 +232,11 @@ check_rpm_scripts() {
 # check_rpm_metadata RPM: what a distribution's packager would check first.
 check_rpm_metadata() {
 	local bad=0 url
-	rpm -qp --requires "$1" | grep -qx 'podman >= 5:4.9' || { say "rpm: no 'Requires: podman >= 5:4.9' (with Fedora's epoch)"; bad=1; }
-	rpm -qp --requires "$1" | grep -q '^systemd$' || { say "rpm: no 'Requires: systemd'"; bad=1; }
+	rpm -qp --requires "$1" | grep -x 'podman >= 5:4.9' >/dev/null || { say "rpm: no 'Requires: podman >= 5:4.9' (with Fedora's epoch)"; bad=1; }
+	rpm -qp --requires "$1" | grep '^systemd$' >/dev/null || { say "rpm: no 'Requires: systemd'"; bad=1; }
 	url=$(rpm -qp --qf '%{URL}' "$1")
 	[ -n "$url" ] && [ "$url" != "(none)" ] || { say "rpm: no URL:"; bad=1; }
-	rpm -qpl "$1" | grep -qx /usr/share/licenses/deploy-agent/LICENSE.dependencies || { say "rpm: LICENSE.dependencies not shipped"; bad=1; }
+	rpm -qpl "$1" | grep -x /usr/share/licenses/deploy-agent/LICENSE.dependencies >/dev/null || { say "rpm: LICENSE.dependencies not shipped"; bad=1; }
 	ls "$work/rpmbuild/RPMS/"*/deploy-agent-debuginfo-*.rpm >/dev/null 2>&1 || { say "rpm: no -debuginfo package"; bad=1; }
 	[ $bad = 0 ] && say "rpm metadata: Requires podman >= 5:4.9, URL, licenses, -debuginfo: ok"
 	return $bad
@@ -313,7 +313,7 @@ else
 fi
 [ -z "$deb" ] || check_stripped "$root/usr/bin/deploy-agent" "the .deb's binary" || status=1
 [ -z "$deb" ] || check_links "$root" || status=1
-if [ -n "$deb" ] && ! dpkg-deb -f "$deb" Depends | grep -q 'podman (>= 4.9)'; then
+if [ -n "$deb" ] && ! dpkg-deb -f "$deb" Depends | grep 'podman (>= 4.9)' >/dev/null; then
 	say "deb: Depends lacks 'podman (>= 4.9)'"; status=1
 fi
 [ -z "$rpm" ] || check_stripped "$rpm_root/usr/bin/deploy-agent" "the .rpm's binary" || status=1

@@ -110,7 +110,7 @@ v2=$version+upgradetest1
 deb2=$(find "$out/upgrade" -maxdepth 1 -name "deploy-agent_${v2}_*.deb" | head -n1)
 say "packages: $(basename "$deb1"), $(basename "$deb2")"
 
-if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
+if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep installed >/dev/null; then
 	die "deploy-agent is installed on this host already; this test installs and purges it: remove it first"
 fi
 
@@ -131,7 +131,7 @@ cleanup() {
 	U sh -c 'systemctl --user stop deploy-agent.service web.service web_net-network.service;
 		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs;
 		systemctl --user daemon-reload; podman network rm -f web_net' >/dev/null 2>&1
-	if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep -q installed; then
+	if dpkg-query -W -f='${Status}' deploy-agent 2>/dev/null | grep installed >/dev/null; then
 		R dpkg --purge deploy-agent >/dev/null 2>&1
 	fi
 	if [ -n "$made_user2" ]; then
