@@ -481,8 +481,9 @@ const CONTAINER: &[Key] = &[
         name: "stop_timeout",
         kind: "duration, default 10 seconds (Podman's)",
         text: "How long the container gets to stop after SIGTERM before it is killed, in \
-               whole seconds (rounded up). Renders `TimeoutStopSec=` and `StopTimeout=` \
-               (before Podman 5.0: `--stop-timeout`).",
+               whole seconds (rounded up). Renders `StopTimeout=` (before Podman 5.0: \
+               `--stop-timeout`) and `TimeoutStopSec=` 30 seconds longer, so that systemd \
+               does not kill Podman while it kills the container and cleans up.",
     },
     Key {
         name: "requires",

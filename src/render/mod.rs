@@ -30,6 +30,12 @@ pub use version::{since, PodmanVersion, VersionError};
 /// ever touches files in its output directory that carry it.
 pub const MARK: &str = "# deploy-agent: generated";
 
+/// What `TimeoutStopSec=` allows beyond the container's stop timeout: Podman
+/// SIGKILLs the container when its grace period ends, then waits for conmon
+/// and removes the container and its network; a service killed by systemd
+/// in the middle ends failed with the container left behind.
+pub const STOP_CLEANUP_SECS: u64 = 30;
+
 /// True if `contents` carries [`MARK`] as a line of its leading comment block.
 pub fn is_generated(contents: &str) -> bool {
     for line in contents.lines() {
@@ -593,8 +599,10 @@ fn container_view(
     // after its default 10 s, whatever TimeoutStopSec= says.
     let mut stop_timeout = None;
     let mut podman_args = Vec::new();
-    if let Some(t) = c.stop_timeout {
-        let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+    let stop_secs = c
+        .stop_timeout
+        .map(|t| t.as_secs() + u64::from(t.subsec_nanos() > 0));
+    if let Some(secs) = stop_secs {
         if opts.podman >= since::STOP_TIMEOUT {
             stop_timeout = Some(secs.to_string());
         } else {
@@ -659,7 +667,9 @@ fn container_view(
             Restart::No => "no",
         },
         timeout_start: c.start_timeout.map(duration),
-        timeout_stop: c.stop_timeout.map(duration),
+        // systemd must not kill Podman while it kills the container after
+        // the grace period and cleans up (conmon, container, network).
+        timeout_stop: stop_secs.map(|s| duration(Duration::from_secs(s + STOP_CLEANUP_SECS))),
         memory_max: r.memory.map(bytes),
         memory_low: r.memory_reservation.map(bytes),
         cpu_quota: r

@@ -313,7 +313,7 @@ Restart=always
 # podman stop ends the container with SIGTERM: exit status 143 is a clean stop.
 SuccessExitStatus=143
 TimeoutStartSec=120s
-TimeoutStopSec=1500ms
+TimeoutStopSec=32s
 MemoryMax=150M
 MemoryLow=120M
 CPUQuota=50%
@@ -928,7 +928,7 @@ fn podman_4_9_renders_all_but_entrypoint() {
     // StopTimeout= is 5.0: the same grace period through PodmanArgs.
     assert!(!web.contains("StopTimeout="), "{web}");
     assert!(web.contains("\nPodmanArgs=\"--stop-timeout=2\"\n"), "{web}");
-    assert!(web.contains("\nTimeoutStopSec=1500ms\n"));
+    assert!(web.contains("\nTimeoutStopSec=32s\n"));
     assert!(web.contains("\nUser=1000:1000\n"));
     assert!(
         web.contains("\nHealthCmd=")
