@@ -610,6 +610,8 @@ fn hostile_container(words: &[String]) -> Container {
             retries: 2,
             start_period: Duration::ZERO,
             on_failure: OnFailure::Restart,
+            restart_delay: std::time::Duration::from_secs(10),
+            max_restarts: 5,
         }),
     }
 }

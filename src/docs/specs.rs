@@ -599,11 +599,24 @@ const HEALTH: &[Key] = &[
         name: "on_failure",
         kind: "string, default `restart`",
         text: "What the agent does when the unit fails its checks. `restart`: restart it \
-               after 10 s, 20 s, 40 s, ... (at most 5 minutes), at most 5 times an hour, \
-               then give up and say so. `rollback`: if this version never became healthy, \
+               after `restart_delay`, then twice as long each time (10 s, 20 s, 40 s, ... by \
+               default, at most 5 minutes), at most `max_restarts` times an hour, then give \
+               up and say so. `rollback`: if this version never became healthy, \
                put the container back on its version from the newest earlier generation \
                that was healthy, and keep it there until its spec changes. `none`: only \
                report.",
+    },
+    Key {
+        name: "restart_delay",
+        kind: "duration, default `10s`",
+        text: "With `on_failure = \"restart\"`: the wait before the first restart; each \
+               further restart within the hour waits twice as long, at most 5 minutes.",
+    },
+    Key {
+        name: "max_restarts",
+        kind: "integer, default `5`",
+        text: "With `on_failure = \"restart\"`: restarts within an hour before the agent \
+               gives up, 1 to 100.",
     },
 ];
 

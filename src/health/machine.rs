@@ -152,7 +152,11 @@ impl Policy {
             retries: health.retries,
             start_period: health.start_period,
             on_failure: health.on_failure,
-            backoff: Backoff::default(),
+            backoff: Backoff {
+                initial: health.restart_delay,
+                max_restarts: health.max_restarts,
+                ..Backoff::default()
+            },
         }
     }
 
@@ -925,6 +929,8 @@ mod tests {
             retries: 3,
             start_period: secs(40),
             on_failure: OnFailure::Rollback,
+            restart_delay: secs(2),
+            max_restarts: 3,
         };
         let p = Policy::from_health(&h);
         assert_eq!(p.interval, secs(30));
@@ -932,6 +938,9 @@ mod tests {
         assert_eq!(p.retries, 3);
         assert_eq!(p.start_period, secs(40));
         assert_eq!(p.on_failure, OnFailure::Rollback);
-        assert_eq!(p.backoff, Backoff::default());
+        assert_eq!(p.backoff.initial, secs(2));
+        assert_eq!(p.backoff.max_restarts, 3);
+        assert_eq!(p.backoff.max_delay, Backoff::default().max_delay);
+        assert_eq!(p.backoff.window, Backoff::default().window);
     }
 }

@@ -200,6 +200,8 @@ fn full_container() -> Container {
         retries: 3,
         start_period: Duration::from_secs(30),
         on_failure: OnFailure::Restart,
+        restart_delay: std::time::Duration::from_secs(10),
+        max_restarts: 5,
     });
     c
 }
@@ -405,6 +407,8 @@ fn http_and_tcp_health_render_nothing_for_podman() {
             retries: 3,
             start_period: Duration::ZERO,
             on_failure: OnFailure::Rollback,
+            restart_delay: std::time::Duration::from_secs(10),
+            max_restarts: 5,
         });
         let text = render_one(c, V4_4).unwrap();
         assert!(!text.contains("Health"), "{text}");
@@ -526,6 +530,8 @@ fn raw_values_double_percent_and_dollar() {
         retries: 3,
         start_period: Duration::ZERO,
         on_failure: OnFailure::Restart,
+        restart_delay: std::time::Duration::from_secs(10),
+        max_restarts: 5,
     });
     let text = render_one(c, V5_4).unwrap();
     assert!(
@@ -618,6 +624,8 @@ fn no_value_can_add_a_line() {
                 retries: 1,
                 start_period: Duration::ZERO,
                 on_failure: OnFailure::Restart,
+                restart_delay: std::time::Duration::from_secs(10),
+                max_restarts: 5,
             })
         }),
         ("source", |c, v| {
@@ -770,6 +778,8 @@ fn values_the_parsers_would_change_are_refused() {
                     retries: 1,
                     start_period: Duration::ZERO,
                     on_failure: OnFailure::Restart,
+                    restart_delay: std::time::Duration::from_secs(10),
+                    max_restarts: 5,
                 });
                 c
             },

@@ -185,6 +185,10 @@ pub struct Health {
     pub retries: u32,
     pub start_period: Duration,
     pub on_failure: OnFailure,
+    /// `on_failure = "restart"`: the first restart's delay (doubling after).
+    pub restart_delay: Duration,
+    /// `on_failure = "restart"`: restarts within an hour before giving up.
+    pub max_restarts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,6 +218,8 @@ pub enum OnFailure {
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
+pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 
 /// Unit-name helpers shared by render, reconcile and status.
 pub mod units {

@@ -53,6 +53,8 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
     "retries",
     "start_period",
     "on_failure",
+    "restart_delay",
+    "max_restarts",
 ];
 pub(crate) const NETWORK_KEYS: &[&str] = &[
     "subnet", "gateway", "internal", "ipv6", "driver", "labels", "external",
@@ -806,6 +808,8 @@ impl<'a> Walker<'a> {
             retries: DEFAULT_HEALTH_RETRIES,
             start_period: std::time::Duration::ZERO,
             on_failure: OnFailure::default(),
+            restart_delay: DEFAULT_RESTART_DELAY,
+            max_restarts: DEFAULT_MAX_RESTARTS,
         };
         let mut ok = true;
         let errors_before = self.r.errors.len();
@@ -848,6 +852,12 @@ impl<'a> Walker<'a> {
                 "timeout" => h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout),
                 "start_period" => h.start_period = self.duration(v, &key).unwrap_or_default(),
                 "retries" => h.retries = self.integer(v, &key, 1, 1000).unwrap_or(3) as u32,
+                "restart_delay" => {
+                    h.restart_delay = self.nonzero_duration(v, &key).unwrap_or(h.restart_delay)
+                }
+                "max_restarts" => {
+                    h.max_restarts = self.integer(v, &key, 1, 100).unwrap_or(5) as u32
+                }
                 "on_failure" => {
                     h.on_failure = self
                         .choice(
