@@ -219,7 +219,16 @@ impl Agent {
             .map(|f| (f.path.clone(), f.text.clone()))
             .collect();
         let specs = &specs[..];
-        if plan.is_noop() && plan.conflicts.is_empty() {
+        let history = self.history();
+        let noop = plan.is_noop() && plan.conflicts.is_empty();
+        if let Some(n) = history.settle_interrupted(desired, noop)? {
+            tracing::warn!(
+                generation = n,
+                "generation {n} was interrupted by a crash; settled as {}",
+                if noop { "ok" } else { "interrupted" }
+            );
+        }
+        if noop {
             tracing::debug!("no changes");
             return Ok(Applied {
                 report: Report {
@@ -255,11 +264,22 @@ impl Agent {
             log_failure(&e);
             return Err(e);
         }
+        // Recorded before any unit is touched, finished after: a crash in
+        // between leaves it pending, and history never lacks what runs.
+        let generation = history.record(
+            specs,
+            desired,
+            Outcome::Pending,
+            vec![],
+            origin,
+            self.cfg.history,
+        )?;
         let report = match apply::execute(sd, plan, desired, &self.target()).await {
             Ok(r) => r,
             Err(e) => {
                 let e = AgentError::from(e);
                 log_failure(&e);
+                history.finish(generation, Outcome::Failed, vec![e.to_string()])?;
                 return Err(e);
             }
         };
@@ -276,9 +296,17 @@ impl Agent {
                     outcome.describe()
                 );
             } else {
-                tracing::info!(unit = %action.unit, action = apply::verb(action.kind), "{} {}: done", apply::verb(action.kind), action.unit);
+                tracing::info!(
+                    unit = %action.unit,
+                    action = apply::verb(action.kind),
+                    "{} {}: done ({})",
+                    apply::verb(action.kind),
+                    action.unit,
+                    action.reason
+                );
             }
         }
+        crate::failpoint!("before-inputs-save");
         if failures.is_empty() {
             crate::inputs::save(&self.cfg.state_dir, &crate::inputs::hashes(&set))?;
         }
@@ -287,14 +315,8 @@ impl Agent {
         } else {
             Outcome::Failed
         };
-        let generation = self.history().record(
-            specs,
-            desired,
-            outcome,
-            failures.clone(),
-            origin,
-            self.cfg.history,
-        )?;
+        crate::failpoint!("before-history-finish");
+        history.finish(generation, outcome, failures.clone())?;
         let elapsed = started.elapsed();
         if failures.is_empty() {
             tracing::info!(

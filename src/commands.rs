@@ -277,12 +277,12 @@ fn history(cfg: Config, json: bool) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     println!(
-        "{:>4}  {:<20}  {:<7}  {:<9}  {:<14}  files",
+        "{:>4}  {:<20}  {:<11}  {:<9}  {:<14}  files",
         "GEN", "TIME", "RESULT", "HEALTH", "ORIGIN"
     );
     for m in list.iter().rev() {
         println!(
-            "{:>4}  {:<20}  {:<7}  {:<9}  {:<14}  {}",
+            "{:>4}  {:<20}  {:<11}  {:<9}  {:<14}  {}",
             m.generation,
             m.time_rfc3339(),
             format!("{:?}", m.outcome).to_lowercase(),
@@ -290,7 +290,7 @@ fn history(cfg: Config, json: bool) -> Result<u8> {
             m.origin,
             m.files.len()
         );
-        for e in &m.errors {
+        for e in m.errors.iter().chain(&m.note) {
             println!("      {e}");
         }
     }

@@ -4,8 +4,10 @@
 //!
 //! Layout: `STATE/generations/NNNNNN/{meta.json, specs/, rendered/}`.
 //! Generations are written to a temp dir and renamed into place, so a crash
-//! never leaves a half generation. Secret values never reach here: specs
-//! only name secret source files.
+//! never leaves a half generation. A generation is recorded `pending` before
+//! any unit is touched and finished after, so history never lacks what
+//! runs: a crash in between leaves it `pending` until the next apply settles
+//! it. Secret values never reach here: specs only name secret source files.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,6 +50,12 @@ pub enum Outcome {
     Ok,
     /// At least one unit job failed.
     Failed,
+    /// Recorded before the units were touched: the apply is under way, or a
+    /// crash stopped it (until the next apply settles it).
+    Pending,
+    /// A crash stopped the apply, and the next apply had to change units
+    /// again to make them match: what this generation ran is not known.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -75,6 +83,9 @@ pub struct Meta {
     pub spec_files: Vec<String>,
     /// Rendered file names.
     pub files: Vec<String>,
+    /// How an interrupted apply was settled, for the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Meta {
@@ -233,6 +244,7 @@ impl History {
             health: Verdict::Unknown,
             spec_files,
             files: rendered.keys().cloned().collect(),
+            note: None,
         };
         let json = serde_json::to_string_pretty(&meta).expect("meta serializes");
         write(tmp.join("meta.json"), &json)?;
@@ -244,11 +256,67 @@ impl History {
 
     /// Sets the health verdict of a generation.
     pub fn set_health(&self, n: u64, health: Verdict) -> Result<(), HistoryError> {
+        self.update(n, |m| m.health = health)
+    }
+
+    /// Finishes a generation recorded as [`Outcome::Pending`].
+    pub fn finish(
+        &self,
+        n: u64,
+        outcome: Outcome,
+        errors: Vec<String>,
+    ) -> Result<(), HistoryError> {
+        self.update(n, |m| {
+            m.outcome = outcome;
+            m.errors = errors;
+        })
+    }
+
+    /// Settles the newest generation if a crash left it pending: `Ok` when
+    /// the apply now under way found nothing left to do (`converged`: the
+    /// units run exactly its files), `Interrupted` otherwise. Returns the
+    /// generation settled.
+    pub fn settle_interrupted(
+        &self,
+        desired: &BTreeMap<String, String>,
+        converged: bool,
+    ) -> Result<Option<u64>, HistoryError> {
+        let Some(latest) = self.latest()? else {
+            return Ok(None);
+        };
+        if latest.outcome != Outcome::Pending {
+            return Ok(None);
+        }
+        let n = latest.generation;
+        let same = self.load(n)?.rendered == *desired;
+        self.update(n, |m| {
+            if converged && same {
+                m.outcome = Outcome::Ok;
+                m.note = Some(
+                    "the agent stopped before recording the end of this apply; \
+                     the next apply found every unit as specified"
+                        .into(),
+                );
+            } else {
+                m.outcome = Outcome::Interrupted;
+                m.note = Some(
+                    "the agent stopped before this apply finished; \
+                     the next apply changed units again"
+                        .into(),
+                );
+            }
+        })?;
+        Ok(Some(n))
+    }
+
+    /// Rewrites a generation's `meta.json` (atomically) with `change` applied.
+    fn update(&self, n: u64, change: impl FnOnce(&mut Meta)) -> Result<(), HistoryError> {
         let mut meta = self.meta(n)?;
-        if meta.health == health {
+        let before = meta.clone();
+        change(&mut meta);
+        if meta == before {
             return Ok(());
         }
-        meta.health = health;
         let path = self.gen_dir(n).join("meta.json");
         let tmp = self.gen_dir(n).join(".meta.json.tmp");
         let json = serde_json::to_string_pretty(&meta).expect("meta serializes");
@@ -314,6 +382,38 @@ mod tests {
         assert_eq!(g.meta.spec_files, ["/etc/deploy-agent/specs/web.toml"]);
         assert_eq!(h.specs(3).unwrap(), specs);
         assert!(matches!(h.load(1), Err(HistoryError::NoSuchGeneration(1))));
+    }
+
+    #[test]
+    fn a_pending_generation_is_settled_by_the_next_apply() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::new(d.path());
+        let r = |v: &str| files(&[("web.container", v)]);
+        // Finished normally: nothing to settle.
+        let n = h.record(&[], &r("a"), Outcome::Pending, vec![], "apply", 10);
+        h.finish(n.unwrap(), Outcome::Ok, vec![]).unwrap();
+        assert_eq!(h.settle_interrupted(&r("a"), true).unwrap(), None);
+        // A crash after the jobs: the next apply finds nothing to do.
+        h.record(&[], &r("b"), Outcome::Pending, vec![], "apply", 10)
+            .unwrap();
+        assert_eq!(h.settle_interrupted(&r("b"), true).unwrap(), Some(2));
+        let m = h.meta(2).unwrap();
+        assert_eq!(m.outcome, Outcome::Ok);
+        assert!(m.note.unwrap().contains("found every unit as specified"));
+        assert_eq!(h.settle_interrupted(&r("b"), true).unwrap(), None, "once");
+        // A crash before the jobs: the next apply has work to do, or the
+        // specs changed since.
+        for (desired, converged) in [(r("c"), false), (r("other"), true)] {
+            let n = h
+                .record(&[], &r("c"), Outcome::Pending, vec![], "apply", 10)
+                .unwrap();
+            assert_eq!(h.settle_interrupted(&desired, converged).unwrap(), Some(n));
+            assert_eq!(h.meta(n).unwrap().outcome, Outcome::Interrupted);
+        }
+        // Neither pending nor interrupted generations are rolled back to.
+        h.record(&[], &r("d"), Outcome::Pending, vec![], "apply", 10)
+            .unwrap();
+        assert_eq!(h.previous_good(None).unwrap().meta.generation, 2);
     }
 
     #[test]

@@ -15,8 +15,15 @@ const FAILPOINTS: &[&str] = &[
     "after-write",
     "before-reload",
     "after-reload",
+    "before-clear",
     "after-jobs",
+    "before-inputs-save",
+    "before-history-finish",
 ];
+
+/// Failpoints after every job finished and the pending record was cleared:
+/// the next apply has nothing left to do.
+const AFTER_THE_JOBS: &[&str] = &["after-jobs", "before-inputs-save", "before-history-finish"];
 
 fn crash_then_converge(i: usize, failpoint: &str) {
     let ws = Workspace::new(&format!("crash{i}"));
@@ -25,7 +32,7 @@ fn crash_then_converge(i: usize, failpoint: &str) {
         format!("e2e-cr{i}-b"),
         format!("e2e-cr{i}-c"),
     );
-    let port = 18221 + 3 * i as u16;
+    let port = 18250 + 3 * i as u16;
     ws.spec("10-a.toml", &web_spec(&a, port, "echo a1", ""));
     ws.spec("20-b.toml", &web_spec(&b, port + 1, "echo b1", ""));
     ws.spec("30-c.toml", &web_spec(&c, port + 2, "echo c1", ""));
@@ -63,7 +70,7 @@ fn crash_then_converge(i: usize, failpoint: &str) {
     // A normal apply finishes the job.
     let a_before = ws.env.unit_prop(&format!("{a}.service"), "MainPID");
     let out = ws.agent_ok(&["apply"]);
-    if failpoint == "after-jobs" {
+    if AFTER_THE_JOBS.contains(&failpoint) {
         assert_eq!(
             out.trim(),
             "No changes.",
@@ -118,6 +125,33 @@ fn crash_then_converge(i: usize, failpoint: &str) {
         "No changes.",
         "{failpoint}: converged"
     );
+    // History matches what runs: the crashed apply is a generation, settled
+    // (never left pending), and the newest generation holds a2.
+    let history: serde_json::Value =
+        serde_json::from_str(&ws.agent_ok(&["history", "--json"])).unwrap();
+    let gens = history.as_array().unwrap();
+    assert!(
+        gens.iter().all(|g| g["outcome"] != "pending"),
+        "{failpoint}: a generation left pending: {history}"
+    );
+    let newest = gens
+        .iter()
+        .max_by_key(|g| g["generation"].as_u64())
+        .unwrap();
+    let n = newest["generation"].as_u64().unwrap();
+    let rendered = ws
+        .state
+        .join(format!("generations/{n:06}/rendered/{a}.container"));
+    assert!(
+        std::fs::read_to_string(&rendered)
+            .unwrap()
+            .contains("echo a2"),
+        "{failpoint}: generation {n} is not what runs: {history}"
+    );
+    if AFTER_THE_JOBS.contains(&failpoint) {
+        assert_eq!(newest["outcome"], "ok", "{failpoint}: {history}");
+        assert_eq!(gens.len(), 2, "{failpoint}: no extra generation: {history}");
+    }
 }
 
 #[test]

@@ -293,7 +293,9 @@ pub async fn execute(
         results.extend(starts.into_iter().zip(outcomes));
     }
     // Cleared as soon as the jobs are done: a crash after this point must not
-    // make the next apply restart these units a second time.
+    // make the next apply restart these units a second time (one before it
+    // does: the jobs' results were not kept).
+    crate::failpoint!("before-clear");
     Pending::clear(target.state_dir)?;
     crate::failpoint!("after-jobs");
     report.results = results;
