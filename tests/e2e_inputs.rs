@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{serial, stderr, stdout, web_spec, Workspace};
 
 /// Every file under `dir`, for "the value appears nowhere else".
@@ -155,4 +157,96 @@ fn touching_an_env_file_restarts_exactly_its_unit() {
             ws.curl(18202).as_deref() == Some("bonjour")
         });
     assert_eq!(ws.agent_ok(&["apply"]).trim(), "No changes.");
+}
+
+/// The daemon, not a hand-run `apply`: saving an env file or a secret source
+/// is enough ("The daemon watches their directories"), and after a rotation
+/// neither secret value is anywhere the agent writes: its journal entries
+/// (every field), the user journal, rendered files, state, history,
+/// `status --json`.
+#[test]
+fn the_daemon_applies_saved_env_files_and_secrets_and_never_logs_a_secret() {
+    let _g = serial();
+    let ws = Workspace::new("daemoninputs");
+    let (first, rotated) = ("s3cr3t-first-d43m0n", "s3cr3t-rotated-d43m0n");
+    let env_file = ws.root.join("env/app.env");
+    let src = ws.root.join("secrets/d_pw");
+    ws.env.write(&env_file, "GREETING=hello\n");
+    ws.env.write(&src, first);
+    let private = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap()
+    };
+    private(&src);
+    ws.spec(
+        "10-app.toml",
+        &web_spec(
+            "e2e-dinp",
+            18204,
+            "echo $GREETING pw=$PW",
+            &format!(
+                "env_files = [\"{}\"]\nsecrets = [{{ name = \"d_pw\", type = \"env\", target = \"PW\", source = \"{}\" }}]",
+                env_file.display(),
+                src.display()
+            ),
+        ),
+    );
+    let cursor = ws.env.journal_cursor();
+    let d = ws.start_daemon();
+    let ws = &ws;
+    let serves = |want: String| move || ws.curl(18204).as_deref() == Some(want.as_str());
+    ws.env.wait_for(
+        "the first value",
+        Duration::from_secs(30),
+        serves(format!("hello pw={first}")),
+    );
+
+    ws.env.write(&env_file, "GREETING=bonjour\n");
+    ws.env.wait_for(
+        "the daemon applies the saved env file",
+        Duration::from_secs(30),
+        serves(format!("bonjour pw={first}")),
+    );
+    ws.env.write(&src, rotated);
+    private(&src);
+    ws.env.wait_for(
+        "the daemon applies the rotated secret",
+        Duration::from_secs(30),
+        serves(format!("bonjour pw={rotated}")),
+    );
+
+    // The daemon said why it restarted, once per saved file.
+    let reasons: String = d
+        .journal(&[])
+        .iter()
+        .filter_map(|e| e["MESSAGE"].as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // (One hash per container: the reason names every kind of input it
+    // has, not the one that changed.)
+    assert_eq!(
+        reasons.matches("done (an input (env file, secret) changed)").count(),
+        2,
+        "{reasons}"
+    );
+    let after = format!("--after-cursor={cursor}");
+    let journal = ws.env.user_ok(&[
+        "journalctl",
+        "--user",
+        "-o",
+        "json",
+        "--all",
+        "--no-pager",
+        &after,
+    ]);
+    let status = ws.agent_ok(&["status", "--json"]);
+    let history = ws.agent_ok(&["history", "--json"]);
+    for value in [first, rotated] {
+        assert!(!journal.contains(value), "{value} in the user journal");
+        for (what, dir) in [("rendered files", &ws.output), ("state", &ws.state)] {
+            assert_eq!(grep_tree(dir, value), Vec::<String>::new(), "{what}");
+        }
+        assert!(!status.contains(value), "{value} in status: {status}");
+        assert!(!history.contains(value), "{value} in history: {history}");
+    }
+    drop(d);
 }

@@ -190,6 +190,81 @@ fn memory_and_cpu_limits_are_in_force() {
         "cpu cgroup of {cg}"
     );
     // MemoryLow= has no cgroup v1 equivalent: systemd shows it, the kernel cannot enforce it here.
+
+    // The kernel enforces them on the container's processes: they sit below
+    // the unit's cgroup, an allocation past 64M is OOM-killed, and a busy
+    // loop is throttled.
+    let pid = ws
+        .env
+        .user_ok(&["podman", "inspect", "-f", "{{.State.Pid}}", "e2e-lim"]);
+    // (In the environment's PID namespace: read there.)
+    let cgroups = ws
+        .env
+        .root(&["cat", &format!("/proc/{}/cgroup", pid.trim())]);
+    assert!(cgroups.status.success(), "{cgroups:?}");
+    let cgroups = String::from_utf8_lossy(&cgroups.stdout).into_owned();
+    let container_cg = |controller: &str| {
+        cgroups
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':').skip(1);
+                f.next().zip(f.next())
+            })
+            .find(|(cs, _)| cs.split(',').any(|c| c == controller))
+            .map(|(_, path)| path.to_string())
+            .unwrap_or_else(|| panic!("no {controller} cgroup in {cgroups}"))
+    };
+    for c in ["memory", "cpu"] {
+        assert!(
+            container_cg(c).starts_with(&format!("{cg}/")),
+            "{c} cgroup of the container is {}, not below {cg}",
+            container_cg(c)
+        );
+    }
+    let read =
+        |path: String| std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let field = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    let out = ws
+        .env
+        .user(&["podman", "exec", "e2e-lim", "tail", "/dev/zero"]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "tail /dev/zero past 64M: {}",
+        stderr(&out)
+    );
+    let oom = read(format!(
+        "/sys/fs/cgroup/memory{}/memory.oom_control",
+        container_cg("memory")
+    ));
+    assert!(field(&oom, "oom_kill ") >= 1, "no OOM kill counted: {oom}");
+    let failcnt = read(format!("/sys/fs/cgroup/memory{cg}/memory.failcnt"));
+    assert!(
+        failcnt.trim().parse::<u64>().unwrap() >= 1,
+        "the unit's limit was never hit"
+    );
+
+    let stat = || read(format!("/sys/fs/cgroup/cpu{cg}/cpu.stat"));
+    let before = field(&stat(), "nr_throttled ");
+    let _ = ws.env.user(&[
+        "podman",
+        "exec",
+        "e2e-lim",
+        "timeout",
+        "2",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let after = field(&stat(), "nr_throttled ");
+    assert!(
+        after > before,
+        "a 2 s busy loop at CPUQuota=50% was never throttled (nr_throttled {before} -> {after})"
+    );
 }
 
 #[test]

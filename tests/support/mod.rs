@@ -188,6 +188,30 @@ impl TestEnv {
         }
         panic!("timed out after {limit:?} waiting for {what}");
     }
+
+    /// Polls the count `f` until it has not changed for `quiet` (at most
+    /// `limit`), and returns it: for "how many X happened" once activity has
+    /// died down, instead of a fixed sleep that a slow machine outlasts.
+    pub fn settled(
+        &self,
+        what: &str,
+        quiet: Duration,
+        limit: Duration,
+        mut f: impl FnMut() -> usize,
+    ) -> usize {
+        let start = Instant::now();
+        let (mut last, mut since) = (f(), Instant::now());
+        while start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = f();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= quiet {
+                return now;
+            }
+        }
+        panic!("{what} still changing after {limit:?} (last {last})");
+    }
 }
 
 /// A test's own specs/output/state directories under the test user's home,
