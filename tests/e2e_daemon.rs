@@ -337,3 +337,62 @@ fn bursts_of_file_events_and_sighup_storms_coalesce() {
         "the agent is still the same process"
     );
 }
+
+/// Issue 14 item 3: deploy tools replace directories rather than edit them.
+/// The specs path is a symlink swapped 100 times (a new release directory
+/// each time, the old one deleted: `ln -sfn` done atomically, as git,
+/// Ansible and rsync-based tools do) while its content keeps changing; the
+/// daemon ends on the last version, still applies an edit in the final
+/// directory, and then survives the symlink being replaced by a plain
+/// directory (`rm -rf specs; mkdir specs`).
+#[test]
+fn the_watch_survives_the_specs_dir_being_swapped_and_replaced() {
+    let _g = serial();
+    let ws = Workspace::new("swap");
+    let releases = ws.root.join("releases");
+    let release = |i: u32, body: &str| {
+        let dir = releases.join(i.to_string());
+        ws.env
+            .write(&dir.join("10-sw.toml"), &web("e2e-swap", 18198, body, ""));
+        dir
+    };
+    let swap_to = |dir: &std::path::Path| {
+        let tmp = ws.root.join("specs.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(dir, &tmp).unwrap();
+        std::fs::rename(&tmp, &ws.specs).unwrap();
+    };
+    std::fs::remove_dir_all(&ws.specs).unwrap();
+    swap_to(&release(0, "v0"));
+    let d = ws.start_daemon();
+    ws.env.wait_for("v0", Duration::from_secs(30), || {
+        ws.curl(18198).as_deref() == Some("v0")
+    });
+    for i in 1..=100 {
+        swap_to(&release(i, &format!("v{i}")));
+        std::fs::remove_dir_all(releases.join((i - 1).to_string())).unwrap();
+    }
+    ws.env
+        .wait_for("the last release applied", Duration::from_secs(60), || {
+            ws.curl(18198).as_deref() == Some("v100")
+        });
+    // An edit inside the final target: it is watched.
+    release(100, "edited");
+    ws.env
+        .wait_for("the edit applied", Duration::from_secs(30), || {
+            ws.curl(18198).as_deref() == Some("edited")
+        });
+    // The symlink replaced by a directory of its own.
+    std::fs::remove_file(&ws.specs).unwrap();
+    ws.spec("10-sw.toml", &web("e2e-swap", 18198, "plain", ""));
+    ws.env
+        .wait_for("the plain directory applied", Duration::from_secs(30), || {
+            ws.curl(18198).as_deref() == Some("plain")
+        });
+    ws.spec("10-sw.toml", &web("e2e-swap", 18198, "plain2", ""));
+    ws.env
+        .wait_for("an edit in it applied", Duration::from_secs(30), || {
+            ws.curl(18198).as_deref() == Some("plain2")
+        });
+    drop(d);
+}
