@@ -23,4 +23,5 @@ pub mod spec;
 pub mod status;
 pub mod supervise;
 pub mod systemd;
+pub mod userfile;
 pub mod watch;
