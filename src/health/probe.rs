@@ -7,7 +7,9 @@
 //! trusted: ...`. [`try_probe`] gives the same outcome as a typed error.
 //!
 //! HTTPS trusts the system's roots plus the spec's optional `ca_file`; a
-//! server whose certificate chains to neither is refused. Redirects are not
+//! server whose certificate chains to neither is refused. The `ca_file` is
+//! read through [`crate::userfile`]: a FIFO or device there is an error,
+//! never a blocked thread or an endless read. Redirects are not
 //! followed (the status is compared exactly with `expect_status`), proxies
 //! from the environment are ignored and no connection is reused, so each
 //! probe opens a fresh connection to the service itself.
@@ -20,6 +22,10 @@ use std::sync::{Mutex, Once, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::spec::model::HealthCheck;
+use crate::userfile::{self, UserFileError};
+
+/// Largest `ca_file` read: a bundle of every public root is about 200 KiB.
+pub const MAX_CA_FILE_BYTES: u64 = 1 << 20;
 
 /// The outcome of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,12 +50,8 @@ pub enum ProbeError {
     Tls(String),
     #[error("HTTP {status} (expected {expected})")]
     Status { status: u16, expected: u16 },
-    #[error("cannot read ca_file {}: {source}", path.display())]
-    CaFile {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("ca_file {0}")]
+    CaFile(#[source] UserFileError),
     #[error("ca_file {} holds no usable PEM certificate", path.display())]
     CaPem { path: PathBuf },
     /// Any other HTTP client failure, with its whole cause chain.
@@ -215,12 +217,9 @@ async fn tcp(addr: &str) -> Result<String, ProbeError> {
 async fn http(url: &str, expected: u16, ca_file: Option<&Path>) -> Result<String, ProbeError> {
     let extra_root = match ca_file {
         Some(path) => {
-            let pem = tokio::fs::read(path)
-                .await
-                .map_err(|source| ProbeError::CaFile {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+            // A plain call: the open never blocks (O_NONBLOCK, a FIFO or
+            // device is refused) and at most 1 MiB of a regular file is read.
+            let pem = userfile::read_capped(path, MAX_CA_FILE_BYTES).map_err(ProbeError::CaFile)?;
             Some((path, pem))
         }
         None => None,
@@ -431,10 +430,61 @@ mod tests {
         assert!(!r.ok);
         assert!(
             r.detail
-                .starts_with("cannot read ca_file /nonexistent/ca.pem: "),
+                .starts_with("ca_file /nonexistent/ca.pem: cannot read: "),
             "{}",
             r.detail
         );
+    }
+
+    /// Probes `ca_file` on a thread of its own, failing (not hanging) the
+    /// test if the probe has not returned within 10 s.
+    fn probe_with_ca_file(path: &Path) -> ProbeResult {
+        let check = HealthCheck::Http {
+            url: "https://127.0.0.1:9/".into(),
+            expect_status: 200,
+            ca_file: Some(path.to_path_buf()),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let r = rt.block_on(probe(&check, Duration::from_secs(2)));
+            let _ = tx.send(r);
+            // A read still blocked in the pool must not hold this thread.
+            rt.shutdown_background();
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the probe did not return within 10 s")
+    }
+
+    #[test]
+    fn a_fifo_ca_file_fails_the_probe_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.pem");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let r = probe_with_ca_file(&fifo);
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            format!(
+                "ca_file {}: is not a regular file: it is a FIFO (named pipe), which could block a reader forever",
+                fifo.display()
+            )
+        );
+        assert!(r.elapsed < Duration::from_secs(1), "{:?}", r.elapsed);
+    }
+
+    #[test]
+    fn a_device_ca_file_fails_the_probe_at_once() {
+        let r = probe_with_ca_file(Path::new("/dev/zero"));
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            "ca_file /dev/zero: is not a regular file: it is a character device"
+        );
+        assert!(r.elapsed < Duration::from_secs(1), "{:?}", r.elapsed);
     }
 
     #[tokio::test]
