@@ -147,7 +147,15 @@ impl Agent {
         &self,
         extra: Extra,
     ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
-        let set = self.load_specs()?;
+        self.plan_set(self.load_specs()?, extra)
+    }
+
+    /// [`plan`](Self::plan) for specs already loaded.
+    pub fn plan_set(
+        &self,
+        set: SpecSet,
+        extra: Extra,
+    ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
         let desired = self.render(&set)?;
         let budget = self.budget(&set);
         for w in &budget.warnings {
@@ -159,9 +167,9 @@ impl Agent {
         let mut extra = extra;
         let inputs = crate::inputs::hashes(&set);
         let old = crate::inputs::load(&self.cfg.state_dir);
-        extra
-            .restart
-            .extend(crate::inputs::changed(&set, &old, &inputs));
+        for (file, reason) in crate::inputs::changed(&set, &old, &inputs) {
+            extra.restart.entry(file).or_insert(reason);
+        }
         let plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
         Ok((set, desired, plan))
     }
@@ -180,7 +188,14 @@ impl Agent {
         extra: Extra,
     ) -> Result<Applied, AgentError> {
         let started = Instant::now();
-        let (set, desired, plan) = match self.plan(extra) {
+        let planned = match self.load_specs() {
+            Ok(set) => {
+                let extra = self.with_drift(sd, &set, extra, true).await;
+                self.plan_set(set, extra)
+            }
+            Err(e) => Err(e),
+        };
+        let (set, desired, plan) = match planned {
             Ok(x) => x,
             Err(e) => {
                 log_failure(&e);
@@ -188,6 +203,37 @@ impl Agent {
             }
         };
         self.execute(sd, plan, &desired, set, origin, started).await
+    }
+
+    /// `extra` plus the containers that should run and do not (see
+    /// [`crate::drift`]); each is logged when `applying`. Unreadable states
+    /// only warn.
+    pub async fn with_drift(
+        &self,
+        sd: &Systemd,
+        set: &SpecSet,
+        mut extra: Extra,
+        applying: bool,
+    ) -> Extra {
+        match crate::drift::stopped(sd, set).await {
+            Ok(stopped) => {
+                for (file, reason) in stopped {
+                    let unit = crate::reconcile::unit_for_file(&file).unwrap_or_default();
+                    if !applying {
+                        extra.restart.entry(file).or_insert(reason);
+                        continue;
+                    }
+                    tracing::warn!(
+                        message_id = ids::UNIT_DRIFT,
+                        unit = %unit,
+                        "{unit} is {reason}: starting it again"
+                    );
+                    extra.restart.entry(file).or_insert(reason);
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the units' states, drift not checked: {e}"),
+        }
+        extra
     }
 
     /// Applies an earlier generation's rendered files.

@@ -50,7 +50,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Run => crate::daemon::run(cfg).await,
             Command::Validate => validate(cfg),
             Command::Render { out } => render(cfg, &out),
-            Command::Plan { json } => plan(cfg, json),
+            Command::Plan { json } => plan(cfg, json).await,
             Command::Apply(args) => apply(cfg, &args).await,
             Command::Status { json } => status(cfg, json).await,
             Command::History { json } => history(cfg, json),
@@ -163,12 +163,32 @@ fn render(cfg: Config, out: &Path) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn plan(cfg: Config, json: bool) -> Result<u8> {
+async fn plan(cfg: Config, json: bool) -> Result<u8> {
     let agent = match agent(cfg, None) {
         Ok(a) => a,
         Err(c) => return Ok(c),
     };
-    let (_, desired, plan) = match agent.plan(Extra::default()) {
+    let set = match agent.load_specs() {
+        Ok(s) => s,
+        Err(e) => return Ok(report_error(&e)),
+    };
+    // Units stopped outside a change are part of the plan when systemd
+    // answers; without it the plan is the files' alone, and says so.
+    let scope = if agent.cfg.system {
+        Scope::System
+    } else {
+        Scope::User
+    };
+    let extra = match Systemd::connect(scope).await {
+        Ok(sd) => agent.with_drift(&sd, &set, Extra::default(), false).await,
+        Err(e) => {
+            eprintln!(
+                "note: cannot reach systemd ({e}); units stopped outside a change are not shown"
+            );
+            Extra::default()
+        }
+    };
+    let (_, desired, plan) = match agent.plan_set(set, extra) {
         Ok(x) => x,
         Err(e) => return Ok(report_error(&e)),
     };

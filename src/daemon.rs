@@ -83,10 +83,45 @@ struct Daemon {
     sd: Systemd,
     scope: Scope,
     supervisor: Supervisor,
-    /// ActiveState changes of the supervised units (PropertiesChanged).
+    /// ActiveState changes of the containers' units (PropertiesChanged).
     unit_events: Option<mpsc::UnboundedReceiver<(String, String)>>,
     active: BTreeMap<String, String>,
+    /// Units that must not be started again when they stop (`restart = "no"`).
+    stay_stopped: BTreeSet<String>,
+    /// A unit stopped outside a change: when to apply (which starts it
+    /// again), and the pacing of such applies (see [`DriftPacing`]).
+    drift_at: Option<tokio::time::Instant>,
+    drift: DriftPacing,
     last_line: String,
+}
+
+/// How soon an apply follows a unit stopped outside a change: 1 s, then
+/// twice as long for each such apply within 10 minutes of the last one, at
+/// most 5 minutes, so a container that keeps dying is not started in a
+/// tight loop; back to 1 s after 10 quiet minutes.
+#[derive(Debug, Default)]
+struct DriftPacing {
+    delay: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl DriftPacing {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(300);
+    const QUIET: Duration = Duration::from_secs(600);
+
+    fn next(&mut self, now: Instant) -> Duration {
+        let recent = self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::QUIET);
+        let delay = match (self.delay, recent) {
+            (Some(d), true) => (d * 2).min(Self::MAX),
+            _ => Self::FIRST,
+        };
+        self.delay = Some(delay);
+        self.last = Some(now);
+        delay
+    }
 }
 
 impl Daemon {
@@ -142,13 +177,22 @@ impl Daemon {
         };
         self.supervisor
             .update(&applied.set, &started, applied.generation, Instant::now());
+        // Every container's unit: health checks follow starts and stops,
+        // and a stop outside a change is drift.
         let units: Vec<String> = applied
             .set
             .containers
             .values()
-            .filter(|c| c.health.is_some())
             .map(|c| crate::spec::units::container(&c.name))
             .collect();
+        self.stay_stopped = applied
+            .set
+            .containers
+            .values()
+            .filter(|c| c.restart == crate::spec::Restart::No)
+            .map(|c| crate::spec::units::container(&c.name))
+            .collect();
+        self.active.clear();
         self.unit_events = match self.sd.watch_active(&units).await {
             Ok(rx) => Some(rx),
             Err(e) => {
@@ -296,6 +340,16 @@ impl Daemon {
         if is_active != was_active && (is_active || state == "inactive" || state == "failed") {
             self.supervisor.on_unit(&unit, is_active, Instant::now());
         }
+        if crate::drift::went_down(previous, &state)
+            && !self.stay_stopped.contains(&unit)
+            && self.drift_at.is_none()
+        {
+            // The apply reads the states again: a unit back up by then
+            // (a restart job, systemd's Restart=) is left alone.
+            let delay = self.drift.next(Instant::now());
+            tracing::info!(unit = %unit, "{unit} stopped ({state}); checking in {delay:?}");
+            self.drift_at = Some(tokio::time::Instant::now() + delay);
+        }
         self.active.insert(unit, state);
     }
 }
@@ -370,6 +424,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         supervisor,
         unit_events: None,
         active: BTreeMap::new(),
+        stay_stopped: BTreeSet::new(),
+        drift_at: None,
+        drift: DriftPacing::default(),
         last_line: String::new(),
     };
     // Input files (env files, mounted files, secret sources) live outside the
@@ -434,6 +491,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             }
             _ = async { tokio::time::sleep_until(retry.map_or_else(tokio::time::Instant::now, |r| r.0)).await }, if retry.is_some() => {
                 "retry after a systemd error"
+            }
+            _ = async { tokio::time::sleep_until(d.drift_at.unwrap_or_else(tokio::time::Instant::now)).await }, if d.drift_at.is_some() => {
+                d.drift_at = None;
+                "a unit stopped outside a change"
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

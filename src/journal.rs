@@ -28,6 +28,9 @@ pub mod ids {
     pub const SYSTEMD_UNREACHABLE: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c07";
     /// A rollback to an earlier generation was applied.
     pub const ROLLBACK: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c08";
+    /// A unit the specs want running was stopped outside a change; the
+    /// agent starts it again.
+    pub const UNIT_DRIFT: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c09";
 }
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM
@@ -118,6 +121,11 @@ mod tests {
             "systemd unreachable",
         ),
         ("ROLLBACK", ids::ROLLBACK, "rollback applied"),
+        (
+            "UNIT_DRIFT",
+            ids::UNIT_DRIFT,
+            "a unit was stopped outside a change; starting it again",
+        ),
     ];
 
     fn readme() -> String {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "gen-docs")]
 pub mod docs;
+pub mod drift;
 pub mod failpoint;
 pub mod health;
 pub mod history;

@@ -1,0 +1,80 @@
+//! Drift: container units the specs want running that are not, because
+//! something outside a change stopped them (`podman stop`, `podman rm -f`,
+//! `systemctl stop`, a crash systemd gave up on). The files still match
+//! the specs, so comparing files sees nothing; the units' states, read from
+//! systemd in one call for all of them, do. An apply then starts such units
+//! again like any other change, with the reason in its report and journal.
+//! `restart = "no"` containers are left as they are: their operator said a
+//! stopped container stays stopped.
+
+use std::collections::BTreeMap;
+
+use crate::spec::{units, Restart, SpecSet};
+use crate::systemd::{Systemd, SystemdError};
+
+/// The states that mean "not running, and nothing is bringing it back".
+fn stopped_state(active_state: &str) -> bool {
+    matches!(active_state, "inactive" | "failed")
+}
+
+/// `file name -> reason` for every container of `set` that should run and
+/// whose unit systemd shows stopped (or has unloaded: an inactive unit
+/// nothing refers to). For [`crate::reconcile::Extra::restart`].
+pub async fn stopped(
+    sd: &Systemd,
+    set: &SpecSet,
+) -> Result<BTreeMap<String, String>, SystemdError> {
+    let wanted: Vec<(String, String)> = set
+        .containers
+        .values()
+        .filter(|c| c.restart != Restart::No)
+        .map(|c| (format!("{}.container", c.name), units::container(&c.name)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // Unit names have no glob characters: each pattern matches itself.
+    let names: Vec<&str> = wanted.iter().map(|(_, u)| u.as_str()).collect();
+    let listed = sd.list_units(&names).await?;
+    let state = |unit: &str| {
+        listed
+            .iter()
+            .find(|u| u.name == unit)
+            .map(|u| u.active_state.as_str())
+    };
+    Ok(wanted
+        .into_iter()
+        .filter_map(|(file, unit)| match state(&unit) {
+            Some(s) if !stopped_state(s) => None,
+            s => Some((file, reason(s.unwrap_or("inactive")))),
+        })
+        .collect())
+}
+
+/// The reason an apply gives for starting a unit that drifted.
+pub fn reason(active_state: &str) -> String {
+    format!("stopped outside a change ({active_state})")
+}
+
+/// Whether a unit state change the daemon saw means its unit stopped
+/// (from active, or on the way down through `deactivating`).
+pub fn went_down(previous: &str, now: &str) -> bool {
+    !stopped_state(previous) && stopped_state(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_settled_stop_is_drift() {
+        assert!(went_down("active", "inactive"));
+        assert!(went_down("active", "failed"));
+        assert!(went_down("deactivating", "inactive"));
+        // On the way down or back up: systemd (Restart=) or a job is at work.
+        assert!(!went_down("active", "deactivating"));
+        assert!(!went_down("active", "activating"));
+        assert!(!went_down("inactive", "failed"));
+        assert_eq!(reason("failed"), "stopped outside a change (failed)");
+    }
+}

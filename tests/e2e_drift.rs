@@ -1,0 +1,100 @@
+//! End to end: a container stopped outside a change (issue 14 item 2).
+//! `podman stop` ends a container with 143, which the rendered
+//! `SuccessExitStatus=143` counts as a clean exit, so systemd's
+//! `Restart=on-failure` leaves it down, and the files still match the specs.
+//! The daemon sees the unit stop and starts it again (journal
+//! `MESSAGE_ID=…c09`), `plan` lists it, `apply` starts it; a `restart = "no"`
+//! container stays stopped.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{serial, stdout, web_spec, Workspace};
+
+const UNIT_DRIFT: &str = "MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c09";
+
+fn web(name: &str, port: u16, body: &str, extra: &str) -> String {
+    web_spec(name, port, &format!("echo {body}"), extra)
+}
+
+#[test]
+fn the_daemon_starts_again_what_podman_stop_and_rm_took_down() {
+    let _g = serial();
+    let ws = Workspace::new("drift");
+    ws.spec("10-a.toml", &web("e2e-drift", 18206, "a", ""));
+    ws.spec(
+        "20-no.toml",
+        &web("e2e-drift-no", 18207, "no", "restart = \"no\""),
+    );
+    let d = ws.start_daemon();
+    ws.env.wait_for("both up", Duration::from_secs(30), || {
+        ws.curl(18206).as_deref() == Some("a") && ws.curl(18207).as_deref() == Some("no")
+    });
+    for how in [
+        &["podman", "stop", "-t", "1", "e2e-drift"][..],
+        &["podman", "rm", "-f", "e2e-drift"],
+    ] {
+        let invocation = ws.env.unit_prop("e2e-drift.service", "InvocationID");
+        // Both go down at once (the restart = "no" one stays down from the
+        // first round on).
+        if ws.env.unit_prop("e2e-drift-no.service", "ActiveState") == "active" {
+            ws.env
+                .user_ok(&["podman", "stop", "-t", "1", "e2e-drift-no"]);
+        }
+        ws.env.user_ok(how);
+        ws.env
+            .wait_for("e2e-drift started again", Duration::from_secs(60), || {
+                ws.curl(18206).as_deref() == Some("a")
+                    && ws.env.unit_prop("e2e-drift.service", "InvocationID") != invocation
+            });
+        assert_eq!(
+            ws.env.unit_prop("e2e-drift-no.service", "ActiveState"),
+            "inactive",
+            "restart = \"no\": stays stopped ({how:?})"
+        );
+    }
+    let entries = d.journal(&[UNIT_DRIFT, "UNIT=e2e-drift.service"]);
+    assert!(entries.len() >= 2, "a drift entry per stop: {entries:?}");
+    let m = entries[0]["MESSAGE"].as_str().unwrap();
+    assert!(
+        m.contains("e2e-drift.service is stopped outside a change (inactive)"),
+        "{m}"
+    );
+    assert!(d
+        .journal(&[UNIT_DRIFT, "UNIT=e2e-drift-no.service"])
+        .is_empty());
+}
+
+#[test]
+fn plan_shows_and_apply_starts_a_unit_stopped_outside_a_change() {
+    let _g = serial();
+    let ws = Workspace::new("driftcli");
+    ws.spec("10-a.toml", &web("e2e-driftc", 18208, "a", ""));
+    ws.agent_ok(&["apply"]);
+    ws.env.wait_for("up", Duration::from_secs(30), || {
+        ws.curl(18208).as_deref() == Some("a")
+    });
+    assert_eq!(
+        ws.agent_ok(&["plan"]).trim(),
+        "No changes: the output directory and the units match the specs."
+    );
+    ws.env.user_ok(&["podman", "stop", "-t", "1", "e2e-driftc"]);
+    ws.env.wait_for("down", Duration::from_secs(30), || {
+        ws.env.unit_prop("e2e-driftc.service", "ActiveState") == "inactive"
+    });
+    let plan = ws.agent(&["plan"]);
+    let text = stdout(&plan);
+    assert!(plan.status.success(), "{text}");
+    assert!(
+        text.contains("e2e-driftc.service")
+            && text.contains("(stopped outside a change (inactive))"),
+        "{text}"
+    );
+    let out = ws.agent_ok(&["apply"]);
+    assert!(out.contains("e2e-driftc.service"), "{out}");
+    ws.env.wait_for("up again", Duration::from_secs(30), || {
+        ws.curl(18208).as_deref() == Some("a")
+    });
+    assert_eq!(ws.agent_ok(&["apply"]).trim(), "No changes.");
+}
