@@ -101,7 +101,17 @@ impl Agent {
     }
 
     pub fn load_specs(&self) -> Result<SpecSet, AgentError> {
-        crate::spec::load_dir(&self.cfg.specs_dir).map_err(AgentError::Invalid)
+        let dir = &self.cfg.specs_dir;
+        let trust = self.cfg.trust().map_err(|e| {
+            AgentError::Invalid(crate::spec::SpecErrors(vec![
+                crate::spec::Loc::file(dir).error("", e, None)
+            ]))
+        })?;
+        let set = crate::spec::load_dir_trusting(dir, &trust).map_err(AgentError::Invalid)?;
+        // A FIFO, device or oversized env file, secret source or ca_file is
+        // a spec error, found before anything is applied.
+        crate::inputs::check(&set).map_err(AgentError::Invalid)?;
+        Ok(set)
     }
 
     pub fn render(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {

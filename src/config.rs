@@ -10,14 +10,14 @@ use crate::spec::values::{parse_duration, parse_size};
 
 pub const DEFAULT_CONFIG: &str = "/etc/deploy-agent/agent.toml";
 pub const DEFAULT_SPECS_DIR: &str = "/etc/deploy-agent/specs";
+/// Largest agent.toml read (the installed one, all comments, is about 2 KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// `PATH: cannot read: ...`, `PATH: is not a regular file: ...`, ...
+    #[error(transparent)]
+    Read(crate::userfile::UserFileError),
     #[error("{path}{place}: {message}")]
     Invalid {
         path: PathBuf,
@@ -47,6 +47,7 @@ struct RawAgent {
     debounce: Option<String>,
     history: Option<u32>,
     podman_version: Option<String>,
+    trusted_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +122,9 @@ pub struct Config {
     pub host_cpus: Option<f64>,
     /// Running as root: system bus, system paths.
     pub system: bool,
+    /// `trusted_group`: a group whose members may write specs (a name or
+    /// a gid; looked up when the specs are read, see [`Config::trust`]).
+    pub trusted_group: Option<String>,
 }
 
 /// Where the user's files go, from the environment (XDG base directories).
@@ -194,10 +198,15 @@ impl Config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG), false),
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => Some(t),
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(ConfigError::Read { path, source }),
+        // Read without blocking on a FIFO or reading a device; capped.
+        let text = match crate::userfile::read_capped(&path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => Some(String::from_utf8(bytes).map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                place: String::new(),
+                message: format!("is not valid UTF-8: {}", e.utf8_error()),
+            })?),
+            Err(e) if !required && e.is_not_found() => None,
+            Err(e) => return Err(ConfigError::Read(e)),
         };
         Self::from_text(text.as_deref().unwrap_or(""), &path, over, env)
     }
@@ -278,7 +287,37 @@ impl Config {
             host_memory,
             host_cpus: raw.host.cpus,
             system: env.root,
+            trusted_group: a.trusted_group,
         })
+    }
+}
+
+impl Config {
+    /// Whose writes to the specs the agent accepts: its own user, root,
+    /// and `trusted_group` (looked up now: it may be created after the
+    /// agent started).
+    pub fn trust(&self) -> Result<crate::spec::Trust, String> {
+        let mut t = crate::spec::Trust::this_process();
+        if let Some(name) = &self.trusted_group {
+            t.group = Some(group_id(name)?);
+        }
+        Ok(t)
+    }
+}
+
+/// `trusted_group`: a group name (or a numeric gid) to its gid.
+fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!(
+            "agent.trusted_group: no group named {name:?} on this host"
+        )),
+        Err(e) => Err(format!(
+            "agent.trusted_group: cannot look up group {name:?}: {e}"
+        )),
     }
 }
 

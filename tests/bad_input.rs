@@ -38,6 +38,8 @@ enum Content {
     OwnedBy(u32, String),
     /// A spec file with this mode.
     Mode(u32, String),
+    /// A spec file of this group (not root's), writable by it (mode 664).
+    GroupWritable(u32, String),
 }
 
 struct Case {
@@ -251,6 +253,8 @@ fn table() -> Vec<Case> {
             &["/20-bad.toml:3:9: is not valid UTF-8"], 1),
         case("owned by another user", vec![("20-bad.toml", Content::OwnedBy(4242, "[container.o1]\nimage = \"x\"\n".into()))],
             &["/20-bad.toml: spec file ", "/20-bad.toml is owned by uid 4242, not by root or the agent's user"], 1),
+        case("writable by its group", vec![("20-bad.toml", Content::GroupWritable(4343, "[container.g1]\nimage = \"x\"\n".into()))],
+            &["/20-bad.toml: spec file ", "/20-bad.toml is writable by its group (gid 4343, mode 664)", "trusted_group"], 1),
         Case {
             user_only: true,
             ..case("unreadable (mode 000)", vec![("20-bad.toml", Content::Mode(0o000, "[container.m1]\nimage = \"x\"\n".into()))],
@@ -620,7 +624,9 @@ fn put(dir: &Path, files: &[(&'static str, Content)], chown: &dyn Fn(&Path)) {
                 nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
             }
             Content::Symlink(target) => std::os::unix::fs::symlink(target, &p).unwrap(),
-            Content::OwnedBy(_, t) | Content::Mode(_, t) => std::fs::write(&p, t).unwrap(),
+            Content::OwnedBy(_, t) | Content::Mode(_, t) | Content::GroupWritable(_, t) => {
+                std::fs::write(&p, t).unwrap()
+            }
         }
         if !matches!(content, Content::Symlink(_)) {
             chown(&p);
@@ -631,6 +637,10 @@ fn put(dir: &Path, files: &[(&'static str, Content)], chown: &dyn Fn(&Path)) {
             }
             Content::Mode(mode, _) => {
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap()
+            }
+            Content::GroupWritable(gid, _) => {
+                nix::unistd::chown(&p, None, Some(nix::unistd::Gid::from_raw(*gid))).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap()
             }
             _ => {}
         }

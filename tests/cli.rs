@@ -312,3 +312,145 @@ fn symlinks_and_foreign_files_in_the_output_dir_are_conflicts_never_targets() {
         "[Container]\nImage=operator\n"
     );
 }
+
+/// `run`, failing the test instead of hanging it (see [`within_20s`]).
+fn run_within_20s(args: &[&str], dir: &Path) -> Output {
+    let config = dir.join("agent.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    let mut cmd = bin();
+    cmd.args(args).arg("--config").arg(&config);
+    within_20s(cmd)
+}
+
+/// Runs `cmd` with no bus to reach (so `apply` stops before it would need
+/// systemd), killing it and failing the test if it has not ended within 20 s.
+fn within_20s(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/system_bus_socket",
+        )
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/session_bus_socket",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("{cmd:?} still running after 20 s: {:?}", text(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// validate, plan and apply on `specs` (state and output under `d`): each
+/// exits 2 with `want` on stderr, and nothing is written.
+fn refused_by_every_command(d: &Path, specs: &Path, want: &str) {
+    let out_dir = d.join("out");
+    let state = d.join("st");
+    let dirs = [
+        "--specs",
+        specs.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    for cmd in ["validate", "plan", "apply"] {
+        let args: Vec<&str> = if cmd == "validate" {
+            vec![cmd, dirs[0], dirs[1]]
+        } else {
+            std::iter::once(cmd).chain(dirs).collect()
+        };
+        let o = run_within_20s(&args, d);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {out}{err}");
+        assert!(err.contains(want), "{cmd}: {err}");
+        assert!(
+            err.contains("1 error(s); nothing was changed."),
+            "{cmd}: {err}"
+        );
+        assert!(!out_dir.exists() && !state.exists(), "{cmd} wrote nothing");
+    }
+}
+
+#[test]
+fn a_fifo_secret_source_is_a_spec_error_not_a_hang() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let pipe = d.path().join("db_password");
+    nix::unistd::mkfifo(&pipe, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let spec = specs.join("web.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[container.web]\nimage = \"x\"\nsecrets = [{{ name = \"pw\", type = \"env\", target = \"PW\", source = \"{}\" }}]\n",
+            pipe.display()
+        ),
+    )
+    .unwrap();
+    refused_by_every_command(
+        d.path(),
+        &specs,
+        &format!(
+            "{}:3:65: container.web.secrets[0].source: secret source {}: is not a regular file: it is a FIFO (named pipe), which could block a reader forever",
+            spec.display(),
+            pipe.display()
+        ),
+    );
+}
+
+#[test]
+fn a_ca_file_of_dev_zero_is_a_spec_error() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let spec = specs.join("web.toml");
+    std::fs::write(
+        &spec,
+        "[container.web]\nimage = \"x\"\n[container.web.health]\nhttp = \"https://127.0.0.1:8443/\"\nca_file = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    refused_by_every_command(
+        d.path(),
+        &specs,
+        &format!(
+            "{}:5:11: container.web.health.ca_file: ca_file /dev/zero: is not a regular file: it is a character device",
+            spec.display()
+        ),
+    );
+}
+
+#[test]
+fn an_agent_toml_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let pipe = d.path().join("agent.toml");
+    nix::unistd::mkfifo(&pipe, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for (config, what) in [
+        (
+            pipe.to_str().unwrap(),
+            "a FIFO (named pipe), which could block a reader forever",
+        ),
+        ("/dev/zero", "a character device"),
+    ] {
+        let mut cmd = bin();
+        cmd.args(["validate", "--config", config, "--specs", &senex()]);
+        let o = within_20s(cmd);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{config}: {out}{err}");
+        assert_eq!(
+            err,
+            format!("error: {config}: is not a regular file: it is {what}\n")
+        );
+    }
+}

@@ -385,10 +385,11 @@ fn the_watch_survives_the_specs_dir_being_swapped_and_replaced() {
     // The symlink replaced by a directory of its own.
     std::fs::remove_file(&ws.specs).unwrap();
     ws.spec("10-sw.toml", &web("e2e-swap", 18198, "plain", ""));
-    ws.env
-        .wait_for("the plain directory applied", Duration::from_secs(30), || {
-            ws.curl(18198).as_deref() == Some("plain")
-        });
+    ws.env.wait_for(
+        "the plain directory applied",
+        Duration::from_secs(30),
+        || ws.curl(18198).as_deref() == Some("plain"),
+    );
     ws.spec("10-sw.toml", &web("e2e-swap", 18198, "plain2", ""));
     ws.env
         .wait_for("an edit in it applied", Duration::from_secs(30), || {

@@ -224,7 +224,9 @@ fn the_daemon_applies_saved_env_files_and_secrets_and_never_logs_a_secret() {
     // (One hash per container: the reason names every kind of input it
     // has, not the one that changed.)
     assert_eq!(
-        reasons.matches("done (an input (env file, secret) changed)").count(),
+        reasons
+            .matches("done (an input (env file, secret) changed)")
+            .count(),
         2,
         "{reasons}"
     );

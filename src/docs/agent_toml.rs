@@ -116,6 +116,7 @@ state_dir = "~/.local/state/deploy-agent"
 debounce = "500ms"
 history = 20
 # podman_version = "5.4"
+# trusted_group = "deploy"
 
 [host]
 # memory = "8G"
@@ -173,6 +174,15 @@ const AGENT: &[Key] = &[
                `podman --version`, and if that fails renders for the newest version it \
                knows, with a warning. Set it when the files are rendered on one machine for \
                another, or to keep the files stable across a Podman upgrade.",
+    },
+    Key {
+        name: "trusted_group",
+        kind: "group name or gid, default none",
+        text: "A group whose members may write specs. Without it a spec file, the specs \
+               directory, every directory above it and every symlink on the way must be \
+               owned by root or the agent's user and writable by no one else (root's group \
+               aside): whoever writes a spec decides what runs as the agent's user, as root \
+               for the system agent. With it, those may also be writable by this group.",
     },
 ];
 

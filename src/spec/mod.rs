@@ -9,25 +9,32 @@ pub mod model;
 // pub(crate): its key lists (`CONTAINER_KEYS`, ...) are what the man page
 // deploy-agent-specs(5) is checked against.
 pub(crate) mod parse;
+mod trust;
 mod validate;
 pub mod values;
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub use diag::{did_you_mean, line_col, Loc, SpecError, SpecErrors};
 pub use model::*;
+pub use trust::Trust;
 pub use validate::BUILTIN_NETWORKS;
 
 /// Largest spec file accepted; anything bigger is a mistake, not a spec.
 pub const MAX_SPEC_FILE_BYTES: u64 = 1 << 20;
 
 /// Loads and validates every `*.toml` file of `dir` (lexical order; dot-files
-/// and other names are ignored).
+/// and other names are ignored), trusting root and this process's user.
 pub fn load_dir(dir: &Path) -> Result<SpecSet, SpecErrors> {
+    load_dir_trusting(dir, &Trust::this_process())
+}
+
+/// [`load_dir`], accepting spec files and directories `trust` says may
+/// write them (see [`Trust`]).
+pub fn load_dir_trusting(dir: &Path, trust: &Trust) -> Result<SpecSet, SpecErrors> {
     let mut errors = Vec::new();
-    let files = read_dir(dir, &mut errors);
+    let files = read_dir(dir, trust, &mut errors);
     let set = build(files, &mut errors);
     if errors.is_empty() {
         Ok(set)
@@ -81,28 +88,7 @@ pub fn is_spec_file_name(p: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".toml") && !n.starts_with('.') && n.len() > 5)
 }
 
-/// Who may write specs: root and the agent's own user. Anything else could
-/// make the agent run arbitrary containers.
-fn check_owner(path: &Path, meta: &fs::Metadata, what: &str) -> Result<(), String> {
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != euid {
-        return Err(format!(
-            "{what} {} is owned by uid {}, not by root or the agent's user (uid {euid}); refusing to apply specs others can write",
-            path.display(),
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o002 != 0 {
-        return Err(format!(
-            "{what} {} is writable by everyone (mode {:o}); refusing to apply specs others can write",
-            path.display(),
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
-
-fn read_dir(dir: &Path, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
+fn read_dir(dir: &Path, trust: &Trust, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
     let here = Loc::file(dir);
     let meta = match fs::metadata(dir) {
         Ok(m) => m,
@@ -115,7 +101,7 @@ fn read_dir(dir: &Path, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
         errors.push(here.error("", "the specs path is not a directory", None));
         return vec![];
     }
-    if let Err(e) = check_owner(dir, &meta, "specs directory") {
+    if let Err(e) = trust.check_specs_dir(dir) {
         errors.push(here.error("", e, None));
         return vec![];
     }
@@ -128,7 +114,7 @@ fn read_dir(dir: &Path, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
     };
     let mut files = Vec::new();
     for path in names {
-        match read_spec_file(&path) {
+        match read_spec_file(&path, trust) {
             Ok(text) => files.push(SpecFile { path, text }),
             Err(e) => errors.push(e),
         }
@@ -138,28 +124,18 @@ fn read_dir(dir: &Path, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
 
 // The error is built once per bad file; its size does not matter.
 #[allow(clippy::result_large_err)]
-fn read_spec_file(path: &Path) -> Result<String, SpecError> {
+fn read_spec_file(path: &Path, trust: &Trust) -> Result<String, SpecError> {
     let here = Loc::file(path);
-    let meta = fs::metadata(path).map_err(|e| here.error("", format!("cannot read: {e}"), None))?;
-    if meta.is_dir() {
-        return Err(here.error("", "is a directory, not a spec file", None));
-    }
-    if !meta.is_file() {
-        return Err(here.error("", "is not a regular file", None));
-    }
-    check_owner(path, &meta, "spec file").map_err(|e| here.error("", e, None))?;
-    if meta.len() > MAX_SPEC_FILE_BYTES {
-        return Err(here.error(
-            "",
-            format!(
-                "is {} bytes, more than the {} bytes a spec file may have",
-                meta.len(),
-                MAX_SPEC_FILE_BYTES
-            ),
-            None,
-        ));
-    }
-    let bytes = fs::read(path).map_err(|e| here.error("", format!("cannot read: {e}"), None))?;
+    // Opened without blocking (a FIFO, a device or a file over the cap is
+    // refused) and checked on the open file: what is read is what was checked.
+    let file = crate::userfile::open(path, MAX_SPEC_FILE_BYTES)
+        .map_err(|e| here.error("", spec_file_problem(e), None))?;
+    trust
+        .check_spec_file(path)
+        .map_err(|e| here.error("", e, None))?;
+    let bytes = file
+        .read_all()
+        .map_err(|e| here.error("", spec_file_problem(e), None))?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
@@ -173,6 +149,21 @@ fn read_spec_file(path: &Path) -> Result<String, SpecError> {
             hint: None,
         }
     })
+}
+
+/// Why a spec file was not read, in the words of the other spec errors.
+fn spec_file_problem(e: crate::userfile::UserFileError) -> String {
+    use crate::userfile::{FileKind, UserFileError};
+    match e {
+        UserFileError::NotRegular {
+            kind: FileKind::Directory,
+            ..
+        } => "is a directory, not a spec file".into(),
+        UserFileError::TooLarge { size, cap, .. } => {
+            format!("is {size} bytes, more than the {cap} bytes a spec file may have")
+        }
+        e => e.problem(),
+    }
 }
 
 #[cfg(test)]
