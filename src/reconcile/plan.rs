@@ -110,6 +110,21 @@ pub struct Extra {
     pub force_reload: bool,
 }
 
+/// Whether a changed file differs in comments only (systemd's `#` and `;`
+/// lines): then no setting changed, and its unit needs no restart.
+fn same_settings(f: &FileChange) -> bool {
+    let settings = |text: &Option<String>| -> Vec<String> {
+        text.as_deref()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with(';')))
+            .map(str::to_string)
+            .collect()
+    };
+    settings(&f.old) == settings(&f.new)
+}
+
 /// Computes the plan. `desired` is file name -> contents.
 pub fn compute(
     set: &SpecSet,
@@ -182,7 +197,9 @@ pub fn compute(
     for f in &plan.add {
         todo.insert(f.name.clone(), (ActionKind::Start, "new".into()));
     }
-    for f in &plan.change {
+    // A file whose settings are the same (only comments differ) is
+    // rewritten, and its unit left running.
+    for f in plan.change.iter().filter(|f| !same_settings(f)) {
         todo.insert(
             f.name.clone(),
             (ActionKind::Restart, format!("{} changed", f.name)),
@@ -388,6 +405,37 @@ mod tests {
         assert!(text.contains("~ db.container (changed)"), "{text}");
         assert!(text.contains("-d\n") && text.contains("+d2"), "{text}");
         assert!(text.contains("1 daemon-reload"), "{text}");
+    }
+
+    #[test]
+    fn a_change_of_comments_only_rewrites_the_file_and_restarts_nothing() {
+        let d = desired(&[
+            (
+                "db.container",
+                "# from /srv/specs/db.toml\n[Container]\nImage=x\n",
+            ),
+            (
+                "web.container",
+                "# from specs/web.toml\n[Container]\nImage=y\n",
+            ),
+        ]);
+        let cur = current(&[
+            (
+                "db.container",
+                "# from specs/db.toml\n[Container]\nImage=x\n",
+            ),
+            (
+                "web.container",
+                "# from specs/web.toml\n[Container]\nImage=x\n",
+            ),
+        ]);
+        let p = compute(&set(), &d, &cur, &Extra::default());
+        assert_eq!(p.change.len(), 2, "both files are rewritten");
+        assert_eq!(
+            actions(&p),
+            ["Restart web.service"],
+            "only the setting change restarts"
+        );
     }
 
     #[test]

@@ -218,9 +218,16 @@ struct Header {
     mark: &'static str,
 }
 
+/// The header names the spec file by its name alone: the same file reached
+/// as `specs/web.toml` or `/etc/deploy-agent/specs/web.toml`, or through a
+/// swapped release symlink, renders the same bytes.
 fn header(source: &Path) -> Header {
     Header {
-        source: source.to_string_lossy().into_owned(),
+        source: source
+            .file_name()
+            .unwrap_or(source.as_os_str())
+            .to_string_lossy()
+            .into_owned(),
         mark: MARK,
     }
 }
