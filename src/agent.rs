@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::history::{History, HistoryError, Outcome};
 use crate::journal::ids;
+use crate::pins::Pins;
 use crate::reconcile::apply::{self, ApplyError, Report, Target};
 use crate::reconcile::{Extra, Plan};
 use crate::render::{PodmanVersion, RenderError, RenderOptions};
@@ -30,6 +31,10 @@ pub enum AgentError {
     Budget(Vec<String>),
     #[error(transparent)]
     Inputs(#[from] crate::inputs::InputError),
+    #[error(transparent)]
+    Pins(#[from] crate::pins::PinsError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 impl AgentError {
@@ -55,24 +60,13 @@ pub struct Applied {
     pub set: SpecSet,
 }
 
-/// A container rolled back after its new version failed its health checks:
-/// while the specs still render `bad`, the agent keeps `good` in place.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pin {
-    pub bad: String,
-    pub good: String,
-    pub generation: u64,
-    /// The health check of the good version (health checks live in the
-    /// spec, not in the unit file, so they are pinned too).
-    pub health: Option<crate::spec::Health>,
-}
-
 pub struct Agent {
     pub cfg: Config,
     pub podman: PodmanVersion,
     pub job_timeout: Duration,
-    /// Rolled-back containers, by file name (see [`Pin`]).
-    pub pins: std::cell::RefCell<BTreeMap<String, Pin>>,
+    /// The rollback pins that held at the last render (see [`crate::pins`]),
+    /// and whether they differ from the saved ones (an apply saves them).
+    pub pins: std::cell::RefCell<(Pins, bool)>,
 }
 
 impl Agent {
@@ -114,29 +108,44 @@ impl Agent {
         Ok(set)
     }
 
-    pub fn render(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
+    /// The files the specs render, rollback pins not applied.
+    pub fn render_specs(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
         let opts = RenderOptions {
             podman: self.podman,
             ..Default::default()
         };
         let r = crate::render::render(set, &opts)?;
-        let mut desired: BTreeMap<String, String> =
-            r.into_iter().map(|(k, v)| (k, v.contents)).collect();
-        // A rolled-back container stays on its good version while the specs
-        // still ask for the one that failed; a spec change lifts the pin.
-        self.pins.borrow_mut().retain(|file, pin| match desired.get_mut(file) {
-            Some(text) if *text == pin.bad => {
-                tracing::info!(
-                    unit = %crate::reconcile::unit_for_file(file).unwrap_or_default(),
-                    "{file}: keeping the version of generation {} (the spec's version failed its health check; change the spec to try again)",
-                    pin.generation
-                );
-                *text = pin.good.clone();
-                true
-            }
-            _ => false,
-        });
+        Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
+    }
+
+    /// The files to apply: the specs' rendering with the saved rollback
+    /// pins applied (a rolled-back container stays on its good version
+    /// while the specs still ask for the one rolled back from).
+    pub fn render(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
+        let mut desired = self.render_specs(set)?;
+        let saved = crate::pins::load(&self.cfg.state_dir);
+        let kept = crate::pins::apply(saved.clone(), &mut desired);
+        for (file, pin) in &kept {
+            tracing::info!(
+                unit = %crate::reconcile::unit_for_file(file).unwrap_or_default(),
+                "{file}: keeping the version of generation {} (rolled back to; change the spec to move on)",
+                pin.generation
+            );
+        }
+        let changed = kept != saved;
+        *self.pins.borrow_mut() = (kept, changed);
         Ok(desired)
+    }
+
+    /// Saves the pins of the last render if they changed (a spec change
+    /// lifted one): called once an apply has put them in force.
+    fn save_pins(&self) -> Result<(), AgentError> {
+        let mut pins = self.pins.borrow_mut();
+        if pins.1 {
+            crate::pins::save(&self.cfg.state_dir, &pins.0)?;
+            pins.1 = false;
+        }
+        Ok(())
     }
 
     pub fn target(&self) -> Target<'_> {
@@ -198,6 +207,7 @@ impl Agent {
         extra: Extra,
     ) -> Result<Applied, AgentError> {
         let started = Instant::now();
+        let _lock = crate::lock::acquire(&self.cfg.state_dir, self.job_timeout).await?;
         let planned = match self.load_specs() {
             Ok(set) => {
                 let extra = self.with_drift(sd, &set, extra, true).await;
@@ -213,6 +223,80 @@ impl Agent {
             }
         };
         self.execute(sd, plan, &desired, set, origin, started).await
+    }
+
+    /// Puts `container`, which never became healthy in the latest
+    /// generation, back on its version from the newest earlier good
+    /// generation that has another one, pinned there until its spec
+    /// changes. `None` when there is nothing to roll back to (said in the
+    /// journal); else the generation rolled back to and the apply.
+    pub async fn roll_back(
+        &self,
+        sd: &Systemd,
+        container: &str,
+    ) -> Result<Option<(u64, Applied)>, AgentError> {
+        let file = format!("{container}.container");
+        let unit = crate::spec::units::container(container);
+        let history = self.history();
+        let Some(latest) = history.latest()? else {
+            return Ok(None);
+        };
+        history.set_health(latest.generation, crate::history::Verdict::Unhealthy)?;
+        let current = crate::output::scan(&self.cfg.output_dir)
+            .map_err(ApplyError::from)?
+            .managed;
+        let Some(bad) = current.get(&file).cloned() else {
+            return Ok(None);
+        };
+        let mut before = Some(latest.generation);
+        let good = loop {
+            match history.previous_good(before) {
+                Ok(g) => match g.rendered.get(&file) {
+                    Some(text) if *text != bad => break Some((g.meta.generation, text.clone())),
+                    _ => before = Some(g.meta.generation),
+                },
+                Err(_) => break None,
+            }
+        };
+        let rollback_id = crate::health::HealthEvent::Rollback.message_id();
+        let Some((generation, good)) = good else {
+            tracing::error!(
+                message_id = rollback_id,
+                unit = %unit,
+                "{container} never became healthy, and no earlier good generation has another version of it: nothing to roll back to"
+            );
+            return Ok(None);
+        };
+        tracing::error!(
+            message_id = rollback_id,
+            unit = %unit,
+            generation = latest.generation,
+            rollback_to = generation,
+            "{container} never became healthy in generation {}: rolling it back to its version of generation {generation}",
+            latest.generation
+        );
+        let mut desired = current;
+        desired.insert(file.clone(), good.clone());
+        // Saved with the apply: whoever applies next (the daemon, a
+        // restarted one, the CLI) keeps the good version.
+        let mut pins = crate::pins::load(&self.cfg.state_dir);
+        let pin = crate::pins::Pin {
+            bad: Some(bad),
+            good: Some(good),
+            generation,
+        };
+        pins.insert(file, pin);
+        let set = match self.load_specs() {
+            Ok(s) => s,
+            Err(_) => {
+                crate::spec::load_texts(&history.specs(generation)?).map_err(AgentError::Invalid)?
+            }
+        };
+        let origin = format!("rollback of {container} to {generation}");
+        let applied = self
+            .apply_rendering(sd, &set, &desired, &origin, Some(&pins))
+            .await?;
+        Ok(Some((generation, applied)))
     }
 
     /// `extra` plus the containers that should run and do not (see
@@ -247,14 +331,21 @@ impl Agent {
     }
 
     /// Applies an earlier generation's rendered files.
+    /// `pins`, when given, replace the saved rollback pins first (under the
+    /// same lock), so that whoever applies next keeps this rendering.
     pub async fn apply_rendering(
         &self,
         sd: &Systemd,
         set: &SpecSet,
         desired: &BTreeMap<String, String>,
         origin: &str,
+        pins: Option<&Pins>,
     ) -> Result<Applied, AgentError> {
         let started = Instant::now();
+        let _lock = crate::lock::acquire(&self.cfg.state_dir, self.job_timeout).await?;
+        if let Some(pins) = pins {
+            crate::pins::save(&self.cfg.state_dir, pins)?;
+        }
         let plan = apply::make_plan(set, desired, &self.target(), Extra::default())?;
         self.execute(sd, plan, desired, set.clone(), origin, started)
             .await
@@ -285,6 +376,7 @@ impl Agent {
             );
         }
         if noop {
+            self.save_pins()?;
             tracing::debug!("no changes");
             return Ok(Applied {
                 report: Report {
@@ -373,6 +465,7 @@ impl Agent {
         };
         crate::failpoint!("before-history-finish");
         history.finish(generation, outcome, failures.clone())?;
+        self.save_pins()?;
         let elapsed = started.elapsed();
         if failures.is_empty() {
             tracing::info!(

@@ -74,7 +74,7 @@ pub enum Command {
     },
     /// Apply once: write files, one daemon-reload, start/restart/stop the
     /// affected units in dependency order, wait for the jobs, report.
-    Apply(ApplyArgs),
+    Apply(ApplyCmd),
     /// Managed units: active state, health, memory use against the limit,
     /// generation.
     Status {
@@ -88,19 +88,42 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-apply an earlier generation's rendering (default: the one before the current).
+    /// Re-apply an earlier generation's rendering (default: the newest good
+    /// one before the current). What differs from the specs stays rolled
+    /// back (the daemon too keeps it) until the spec of that container
+    /// changes.
     Rollback {
         /// Generation number to go back to (see `history`)
         #[arg(long, value_name = "GEN")]
         to: Option<u64>,
+        /// Show what the rollback would change, and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         apply: ApplyArgs,
     },
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ApplyCmd {
+    #[command(flatten)]
+    pub args: ApplyArgs,
+    /// After the jobs, follow every unit started or restarted until it is
+    /// healthy (without a health check: active for 3 s) or has failed, for
+    /// at most DURATION (default 5m); roll back those with
+    /// on_failure = "rollback" that failed. Exit 0 only if all settled well
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5m",
+          require_equals = true, value_parser = parse_duration_arg)]
+    pub wait: Option<std::time::Duration>,
+    /// Print the result as one JSON document (see README.md, "apply --json")
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
-    /// How long to wait for each unit job (start/restart/stop)
+    /// How long to wait for each unit job (start/restart/stop), and for
+    /// another deploy-agent's apply to finish first
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
     pub timeout: std::time::Duration,
 }

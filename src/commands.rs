@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::agent::{Agent, AgentError};
-use crate::cli::{ApplyArgs, Cli, Command};
+use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command};
 use crate::config::{Config, Env, Overrides};
-use crate::reconcile::{describe, Extra};
+use crate::reconcile::{describe, ActionKind, Extra};
+use crate::result::ApplyResult;
 use crate::systemd::{Scope, Systemd};
 
 /// Exit codes of the contract.
@@ -51,12 +52,15 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Validate => validate(cfg),
             Command::Render { out } => render(cfg, &out),
             Command::Plan { json } => plan(cfg, json).await,
-            Command::Apply(args) => apply(cfg, &args).await,
+            Command::Apply(cmd) => apply(cfg, &cmd).await,
             Command::Status { json } => status(cfg, json).await,
             Command::History { json } => history(cfg, json),
-            Command::Rollback { to, apply } => rollback(cfg, to, &apply).await,
+            Command::Rollback { to, dry_run, apply } => rollback(cfg, to, dry_run, &apply).await,
         }
     });
+    // Not a plain drop: that waits for blocking tasks, and one may still be
+    // waiting for another agent's apply lock after this one gave up.
+    rt.shutdown_background();
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
@@ -221,20 +225,100 @@ async fn connect(cfg: &Config) -> Result<Systemd> {
         .context("cannot reach systemd over D-Bus; nothing was changed")
 }
 
-async fn apply(cfg: Config, args: &ApplyArgs) -> Result<u8> {
-    let agent = match agent(cfg, Some(args)) {
+async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
+    let agent = match agent(cfg, Some(&cmd.args)) {
         Ok(a) => a,
         Err(c) => return Ok(c),
     };
+    let refuse = |e: &AgentError| {
+        if cmd.json {
+            print_json(&ApplyResult::refused(e));
+            e.exit_code()
+        } else {
+            report_error(e)
+        }
+    };
     // Validate before touching the bus: bad specs are exit 2 even when systemd is down.
     if let Err(e) = agent.plan(Extra::default()) {
-        return Ok(report_error(&e));
+        return Ok(refuse(&e));
     }
-    let sd = connect(&agent.cfg).await?;
-    match agent.apply(&sd, "apply", Extra::default()).await {
-        Ok(applied) => Ok(print_applied(&applied)),
-        Err(e) => Ok(report_error(&e)),
+    let sd = match connect(&agent.cfg).await {
+        Ok(sd) => sd,
+        Err(e) if cmd.json => {
+            print_json(&ApplyResult::failed(chain(&e)));
+            return Ok(EXIT_FAILED);
+        }
+        Err(e) => return Err(e),
+    };
+    let applied = match agent.apply(&sd, "apply", Extra::default()).await {
+        Ok(a) => a,
+        Err(e) => return Ok(refuse(&e)),
+    };
+    let mut result = ApplyResult::applied(&applied);
+    if !cmd.json {
+        print_applied(&applied);
     }
+    if let Some(limit) = cmd.wait {
+        wait_and_roll_back(&agent, &sd, &applied, limit, &mut result, !cmd.json).await?;
+    }
+    if cmd.json {
+        print_json(&result);
+    }
+    Ok(if result.ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// `apply --wait`: follows the units the apply started until they settle,
+/// rolls back those that failed with `on_failure = "rollback"`, and records
+/// each in `result` (printing a line per unit when `lines`).
+async fn wait_and_roll_back(
+    agent: &Agent,
+    sd: &Systemd,
+    applied: &crate::agent::Applied,
+    limit: std::time::Duration,
+    result: &mut ApplyResult,
+    lines: bool,
+) -> Result<()> {
+    let started: Vec<String> = applied
+        .report
+        .results
+        .iter()
+        .filter(|(a, o)| a.kind != ActionKind::Stop && o.ok())
+        .map(|(a, _)| a.unit.clone())
+        .collect();
+    result.waited = true;
+    let settled = crate::wait::wait(sd, &applied.set, &started, limit).await?;
+    for (unit, s) in &settled {
+        let container = unit.trim_end_matches(".service");
+        let rollback = applied
+            .set
+            .containers
+            .get(container)
+            .and_then(|c| c.health.as_ref())
+            .is_some_and(|h| h.on_failure == crate::spec::OnFailure::Rollback);
+        let mut rolled_back_to = None;
+        if !s.ok() && rollback {
+            match agent.roll_back(sd, container).await {
+                Ok(Some((g, _))) => rolled_back_to = Some(g),
+                Ok(None) => {}
+                Err(e) => eprintln!("error: rollback of {container}: {e}"),
+            }
+        }
+        result.settle(unit, s, rolled_back_to);
+        if lines {
+            let rb = rolled_back_to.map_or(String::new(), |g| {
+                format!("; rolled back to generation {g}")
+            });
+            println!("{:<8}{unit:<32} {}{rb}", "wait", s.describe());
+        }
+    }
+    Ok(())
+}
+
+fn print_json(r: &ApplyResult) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(r).expect("the result serializes")
+    );
 }
 
 fn print_applied(applied: &crate::agent::Applied) -> u8 {
@@ -317,7 +401,7 @@ fn history(cfg: Config, json: bool) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-async fn rollback(cfg: Config, to: Option<u64>, args: &ApplyArgs) -> Result<u8> {
+async fn rollback(cfg: Config, to: Option<u64>, dry_run: bool, args: &ApplyArgs) -> Result<u8> {
     let agent = match agent(cfg, Some(args)) {
         Ok(a) => a,
         Err(c) => return Ok(c),
@@ -341,6 +425,27 @@ async fn rollback(cfg: Config, to: Option<u64>, args: &ApplyArgs) -> Result<u8> 
             generation.meta.generation
         )
     })?;
+    let n = generation.meta.generation;
+    let desired: BTreeMap<String, String> = generation.rendered;
+    if dry_run {
+        let plan =
+            crate::reconcile::apply::make_plan(&set, &desired, &agent.target(), Extra::default())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("Rolling back to generation {n} would change:");
+        print!("{}", describe(&plan));
+        return Ok(EXIT_OK);
+    }
+    // What the rollback puts back, in place of what the specs render now,
+    // stays until a spec changes: saved as pins with the apply, so the
+    // daemon's next apply keeps it too. Invalid specs now: nothing to pin
+    // against (every apply refuses them anyway).
+    let pins = match agent.load_specs().and_then(|now| agent.render_specs(&now)) {
+        Ok(now) => crate::pins::between(&now, &desired, n),
+        Err(e) => {
+            eprintln!("note: the specs do not render now ({e}); nothing pinned");
+            crate::pins::Pins::new()
+        }
+    };
     let sd = connect(&agent.cfg).await?;
     let origin = format!("rollback to {}", generation.meta.generation);
     tracing::warn!(
@@ -349,8 +454,10 @@ async fn rollback(cfg: Config, to: Option<u64>, args: &ApplyArgs) -> Result<u8> 
         "rolling back to generation {}",
         generation.meta.generation
     );
-    let desired: BTreeMap<String, String> = generation.rendered;
-    match agent.apply_rendering(&sd, &set, &desired, &origin).await {
+    match agent
+        .apply_rendering(&sd, &set, &desired, &origin, Some(&pins))
+        .await
+    {
         Ok(applied) => Ok(print_applied(&applied)),
         Err(e) => Ok(report_error(&e)),
     }

@@ -14,9 +14,8 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::agent::{Agent, AgentError, Applied, Pin};
+use crate::agent::{Agent, AgentError, Applied};
 use crate::config::Config;
-use crate::health::HealthEvent;
 use crate::history::Verdict;
 use crate::journal::ids;
 use crate::reconcile::apply::ApplyError;
@@ -156,11 +155,15 @@ impl Daemon {
 
     async fn after_apply(&mut self, mut applied: Applied) {
         // A pinned (rolled-back) container keeps the health check of the
-        // version it runs, not the one its spec now asks for.
-        for (file, pin) in self.agent.pins.borrow().iter() {
-            let name = file.trim_end_matches(".container");
+        // version it runs (health checks live in the spec, not in the unit
+        // file), not the one its spec now asks for.
+        let pins = crate::pins::load(&self.agent.cfg.state_dir);
+        for (file, pin) in &pins {
+            let Some(name) = file.strip_suffix(".container") else {
+                continue;
+            };
             if let Some(c) = applied.set.containers.get_mut(name) {
-                c.health = pin.health.clone();
+                c.health = self.health_of(pin.generation, name);
             }
         }
         let r = &applied.report;
@@ -238,84 +241,22 @@ impl Daemon {
         self.report();
     }
 
-    /// Puts `container` back on the newest earlier good generation's file.
+    /// The health check `container` had in `generation`'s specs.
+    fn health_of(&self, generation: u64, container: &str) -> Option<crate::spec::Health> {
+        self.agent
+            .history()
+            .specs(generation)
+            .ok()
+            .and_then(|s| crate::spec::load_texts(&s).ok())
+            .and_then(|s| s.containers.get(container).and_then(|c| c.health.clone()))
+    }
+
+    /// Puts `container` back on the newest earlier good generation's file
+    /// (see [`Agent::roll_back`]), and follows it with that version's check.
     async fn rollback(&mut self, container: &str, unit: &str) {
-        let file = format!("{container}.container");
-        let history = self.agent.history();
-        let Ok(Some(latest)) = history.latest() else {
-            return;
-        };
-        let _ = history.set_health(latest.generation, Verdict::Unhealthy);
-        let current = match crate::output::scan(&self.agent.cfg.output_dir) {
-            Ok(c) => c.managed,
-            Err(e) => {
-                tracing::error!(unit = %unit, "rollback of {container} impossible: {e}");
-                return;
-            }
-        };
-        let Some(bad) = current.get(&file).cloned() else {
-            return;
-        };
-        let mut before = Some(latest.generation);
-        let good = loop {
-            match history.previous_good(before) {
-                Ok(g) => match g.rendered.get(&file) {
-                    Some(text) if *text != bad => break Some((g.meta.generation, text.clone())),
-                    _ => before = Some(g.meta.generation),
-                },
-                Err(_) => break None,
-            }
-        };
-        let Some((generation, good)) = good else {
-            tracing::error!(
-                message_id = HealthEvent::Rollback.message_id(),
-                unit = %unit,
-                "{container} never became healthy, and no earlier good generation has another version of it: nothing to roll back to"
-            );
-            return;
-        };
-        tracing::error!(
-            message_id = HealthEvent::Rollback.message_id(),
-            unit = %unit,
-            generation = latest.generation,
-            rollback_to = generation,
-            "{container} never became healthy in generation {}: rolling it back to its version of generation {generation}",
-            latest.generation
-        );
-        let mut desired = current;
-        desired.insert(file.clone(), good.clone());
-        self.agent.pins.borrow_mut().insert(
-            file,
-            Pin {
-                bad,
-                good,
-                generation,
-                health: history
-                    .specs(generation)
-                    .ok()
-                    .and_then(|s| crate::spec::load_texts(&s).ok())
-                    .and_then(|s| s.containers.get(container).and_then(|c| c.health.clone())),
-            },
-        );
-        let set = match self.agent.load_specs() {
-            Ok(s) => s,
-            Err(_) => match history
-                .specs(generation)
-                .map(|s| crate::spec::load_texts(&s))
-            {
-                Ok(Ok(s)) => s,
-                _ => return,
-            },
-        };
-        let origin = format!("rollback of {container} to {generation}");
-        match self
-            .agent
-            .apply_rendering(&self.sd, &set, &desired, &origin)
-            .await
-        {
-            Ok(applied) => {
+        match self.agent.roll_back(&self.sd, container).await {
+            Ok(Some((generation, applied))) => {
                 let g = applied.generation;
-                // The rolled-back unit is followed with its good version's check.
                 self.after_apply(applied).await;
                 if let Some(g) = g {
                     self.last_line = format!(
@@ -324,6 +265,7 @@ impl Daemon {
                     self.report();
                 }
             }
+            Ok(None) => {}
             Err(e) => tracing::error!(unit = %unit, "rollback of {container} failed: {e}"),
         }
     }

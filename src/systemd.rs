@@ -370,21 +370,26 @@ impl JobOutcome {
             (r, None) => format!("{} job {r}", self.kind),
             (r, Some(e)) => format!("{} job {r} ({e})", self.kind),
         };
-        if let Some(st) = st {
-            if !st.active_state.is_empty() {
-                s.push_str(&format!("; unit is {}/{}", st.active_state, st.sub_state));
-            }
-            if let Some(r) = st.service_result.as_deref().filter(|r| *r != "success") {
-                s.push_str(&format!(", result {r}"));
-            }
-            match st.main_exit {
-                Some(MainExit::Exited(0)) | None => {}
-                Some(MainExit::Exited(code)) => s.push_str(&format!(", exit status {code}")),
-                Some(MainExit::Killed(sig)) => s.push_str(&format!(", killed by signal {sig}")),
-                Some(MainExit::Dumped(sig)) => {
-                    s.push_str(&format!(", dumped core on signal {sig}"))
-                }
-            }
+        if let Some(st) = st.filter(|st| !st.active_state.is_empty()) {
+            s.push_str(&format!("; {}", st.why()));
+        }
+        s
+    }
+}
+
+impl UnitStatus {
+    /// The unit's state and, for a service that ended badly, systemd's
+    /// reason: `unit is failed/failed, result exit-code, exit status 3`.
+    pub fn why(&self) -> String {
+        let mut s = format!("unit is {}/{}", self.active_state, self.sub_state);
+        if let Some(r) = self.service_result.as_deref().filter(|r| *r != "success") {
+            s.push_str(&format!(", result {r}"));
+        }
+        match self.main_exit {
+            Some(MainExit::Exited(0)) | None => {}
+            Some(MainExit::Exited(code)) => s.push_str(&format!(", exit status {code}")),
+            Some(MainExit::Killed(sig)) => s.push_str(&format!(", killed by signal {sig}")),
+            Some(MainExit::Dumped(sig)) => s.push_str(&format!(", dumped core on signal {sig}")),
         }
         s
     }

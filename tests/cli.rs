@@ -454,3 +454,103 @@ fn an_agent_toml_that_is_a_fifo_or_a_device_is_refused_at_once() {
         );
     }
 }
+
+#[path = "support/schema.rs"]
+mod schema;
+
+fn apply_result_schema() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/apply-result.schema.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `apply --json` of invalid specs: exit 2, and one result document (valid
+/// against the documented schema) with each error located.
+#[test]
+fn apply_json_reports_spec_errors_located_in_the_documented_format() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\nimgae = \"y\"\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "apply",
+            "--json",
+            "--wait",
+            "--specs",
+            specs.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let (out, _) = text(&o);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        schema::violations(&apply_result_schema(), &doc),
+        Vec::<String>::new(),
+        "{doc}"
+    );
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["changed"], false);
+    let e = &doc["errors"][0];
+    assert!(e["file"].as_str().unwrap().ends_with("a.toml"), "{e}");
+    assert_eq!(
+        (e["line"].as_u64(), e["col"].as_u64()),
+        (Some(3), Some(1)),
+        "{e}"
+    );
+    assert_eq!(e["key"], "container.web.imgae", "{e}");
+}
+
+/// The schema checker finds what breaks the format (so the test above can fail).
+#[test]
+fn the_schema_checker_catches_a_wrong_document() {
+    let schema = apply_result_schema();
+    let good = serde_json::json!({
+        "version": 1, "changed": true, "ok": true, "generation": 3, "waited": true,
+        "units": [{"unit": "web.service", "action": "restart", "reason": "web.container changed",
+                   "job": "done", "settled": "healthy", "health": "healthy",
+                   "detail": "healthy (HTTP 200)", "rolled_back_to": null}],
+        "errors": []
+    });
+    assert_eq!(schema::violations(&schema, &good), Vec::<String>::new());
+    for (what, bad) in [
+        ("version 2", serde_json::json!({"version": 2})),
+        (
+            "settled unknown",
+            serde_json::json!({"units": [{"settled": "fine"}]}),
+        ),
+        ("extra field", serde_json::json!({"surprise": 1})),
+        ("ok a string", serde_json::json!({"ok": "yes"})),
+    ] {
+        let mut doc = good.clone();
+        match (bad.get("units"), &mut doc) {
+            (Some(u), serde_json::Value::Object(o)) => {
+                o["units"][0]["settled"] = u[0]["settled"].clone();
+            }
+            (None, serde_json::Value::Object(o)) => {
+                for (k, v) in bad.as_object().unwrap() {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            _ => unreachable!(),
+        }
+        assert!(
+            !schema::violations(&schema, &doc).is_empty(),
+            "{what} not caught"
+        );
+    }
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("changed");
+    assert!(
+        !schema::violations(&schema, &missing).is_empty(),
+        "missing field not caught"
+    );
+}

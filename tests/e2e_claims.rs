@@ -1,9 +1,10 @@
 //! End to end: README claims about systemd and Podman that no other test
 //! proves, each on the real test environment (`tests/env/testenv up`):
 //!
-//! * "Exit codes: ... 1 operational failure (a unit failed ...)": `apply`
-//!   of a container that exits at once with an error exits 1 and says which
-//!   unit failed and why;
+//! * "Exit codes: ... 1 operational failure (a unit job failed ...)":
+//!   `apply` of a container whose start job fails exits 1 and says which
+//!   unit failed and why (one that dies right after a successful start is
+//!   `apply --wait`'s, `tests/e2e_apply_wait.rs`);
 //! * "reloads systemd once per change set": an apply that adds (and one
 //!   that changes) several unit files makes exactly one daemon-reload of the
 //!   user manager, a no-op apply none. Counted from the user manager's own
@@ -163,34 +164,6 @@ fn apply_exits_1_and_says_why_when_a_unit_fails_to_start() {
         r#"["sleep", "100000"]"#,
     );
     apply_with_a_failing_unit(&ws, "e2e-ufs", 18401, &bad, "exit status 125");
-}
-
-/// The container starts and exits at once with status 3 (`sh -c "exit 3"`,
-/// `restart = "no"`): systemd reports the unit failed (Result=exit-code,
-/// ExecMainStatus=3) within a fraction of a second of its start.
-/// Fails if `apply` exited 0 although the unit it had just started failed,
-/// or did not say which unit failed and why (exit status 3).
-///
-/// KNOWN DEFECT, so ignored until fixed: a Quadlet unit's start job is done
-/// as soon as conmon reports the container started (Type=notify,
-/// --sdnotify=conmon), and apply judges the unit by that job alone: it
-/// prints "done", records the generation as ok and exits 0 while systemd
-/// shows the unit failed 75 ms later. Run it with --ignored to see.
-#[test]
-#[ignore = "known defect: apply exits 0 when a container fails right after its start job"]
-fn apply_exits_1_and_says_why_when_a_container_exits_at_once_with_an_error() {
-    let _g = serial();
-    let _reset = ResetFailed(vec![
-        "e2e-ufx-bad.service".into(),
-        "e2e-ufx-ok.service".into(),
-    ]);
-    let ws = Workspace::new("unitexit");
-    let bad = once(
-        "e2e-ufx-bad",
-        "localhost/busybox:latest",
-        r#"["sh", "-c", "exit 3"]"#,
-    );
-    apply_with_a_failing_unit(&ws, "e2e-ufx", 18402, &bad, "exit status 3");
 }
 
 // ---------------------------------------------------------------------------

@@ -243,6 +243,20 @@ fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
     );
     let rendered = std::fs::read_to_string(ws.output.join("e2e-rb.container")).unwrap();
     assert!(rendered.contains("echo v1"), "{rendered}");
+    // ... and through a restart of the daemon (a package upgrade does one):
+    // the pin is in the state directory, not in the old process.
+    drop(d);
+    let d = ws.start_daemon();
+    assert_eq!(
+        ws.curl(18193).as_deref(),
+        Some("v1"),
+        "still the good version"
+    );
+    assert_eq!(
+        ws.env.unit_prop("e2e-rb.service", "InvocationID"),
+        invocation,
+        "the restarted daemon did not redeploy the failing version"
+    );
     ws.spec(
         "10-rb.toml",
         &format!("{}\n{}", web("e2e-rb", 18193, "v3", ""), health("health")),

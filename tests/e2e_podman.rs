@@ -354,10 +354,36 @@ fn history_lists_generations_and_rollback_re_applies_one() {
         "{hist}"
     );
 
+    // The rollback sticks while the specs still ask for g2: an apply and
+    // the daemon's first apply keep g1, the unit untouched.
+    let invocation = ws.env.unit_prop("e2e-gen.service", "InvocationID");
+    assert_eq!(ws.agent_ok(&["apply"]).trim(), "No changes.");
+    let d = ws.start_daemon();
+    assert_eq!(ws.curl(18189).as_deref(), Some("g1"));
+    drop(d);
+    assert_eq!(
+        ws.env.unit_prop("e2e-gen.service", "InvocationID"),
+        invocation
+    );
+    // --dry-run says what a rollback would do, and does nothing.
+    let out = ws.agent_ok(&["rollback", "--to", "2", "--dry-run"]);
+    assert!(
+        out.contains("Rolling back to generation 2 would change:")
+            && out.contains("restart e2e-gen.service"),
+        "{out}"
+    );
+    assert_eq!(ws.curl(18189).as_deref(), Some("g1"));
+
     // Without --to: the good generation before the latest one.
     ws.agent_ok(&["rollback"]);
     ws.env.wait_for("g2 again", Duration::from_secs(20), || {
         ws.curl(18189).as_deref() == Some("g2")
+    });
+    // Back on what the specs say: nothing pinned, an edit applies.
+    ws.spec("10-web.toml", &web("e2e-gen", 18189, "g3", ""));
+    ws.agent_ok(&["apply"]);
+    ws.env.wait_for("g3", Duration::from_secs(20), || {
+        ws.curl(18189).as_deref() == Some("g3")
     });
     let out = ws.agent(&["rollback", "--to", "99"]);
     assert_eq!(out.status.code(), Some(2));
