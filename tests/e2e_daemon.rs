@@ -411,3 +411,21 @@ fn the_watch_survives_the_specs_dir_being_swapped_and_replaced() {
         });
     drop(d);
 }
+
+/// "WATCHDOG pings": under `WatchdogSec=2s` the daemon is still the same
+/// process, active, after 10 s with nothing to do (systemd kills a service
+/// that misses its pings, with Result=watchdog).
+#[test]
+fn the_daemon_keeps_its_watchdog_fed() {
+    let _g = serial();
+    let ws = Workspace::new("watchdog");
+    ws.spec("10-wd.toml", &web("e2e-wd", 18199, "wd", ""));
+    let d = ws.start_daemon_watchdog("2s");
+    let pid = ws.env.unit_prop(&d.unit, "MainPID");
+    assert_eq!(ws.env.unit_prop(&d.unit, "WatchdogUSec"), "2s");
+    // An observation window, five watchdog periods long.
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(ws.env.unit_prop(&d.unit, "ActiveState"), "active");
+    assert_eq!(ws.env.unit_prop(&d.unit, "MainPID"), pid);
+    assert_eq!(ws.env.unit_prop(&d.unit, "Result"), "success");
+}

@@ -32,7 +32,12 @@ fn restart_policy_backs_off_on_a_real_unit_then_gives_up() {
         "10-rp.toml",
         &format!(
             "{}\n[container.e2e-rp.health]\ntcp = \"127.0.0.1:18206\"\ninterval = \"1s\"\ntimeout = \"1s\"\nretries = 1\non_failure = \"restart\"\nrestart_delay = \"1s\"\nmax_restarts = 3\n",
-            web_spec("e2e-rp", 18205, "echo rp", "")
+            web_spec(
+                "e2e-rp",
+                18205,
+                "echo rp",
+                "[container.e2e-rp.resources]\nmemory = \"64M\""
+            )
         ),
     );
     let cursor = ws.env.journal_cursor();
@@ -88,5 +93,22 @@ fn restart_policy_backs_off_on_a_real_unit_then_gives_up() {
     );
     let r = ws.env.unit_prop(unit, "ActiveState");
     assert_eq!(r, "active", "giving up leaves the unit as it is");
+
+    // status --json: the restarts, and memory use against the limit.
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.agent_ok(&["status", "--json"])).unwrap();
+    let row = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unit"] == unit)
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(row["restarts"], 3, "{row}");
+    assert_eq!(row["health"], "failed", "{row}");
+    assert_eq!(row["memory_max"], 64 * 1024 * 1024, "{row}");
+    assert!(
+        row["memory_current"].as_u64().is_some_and(|m| m > 0),
+        "{row}"
+    );
     drop(d);
 }

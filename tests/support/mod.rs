@@ -340,7 +340,13 @@ pub struct Daemon<'w> {
 
 impl Workspace {
     pub fn start_daemon(&self) -> Daemon<'_> {
+        self.start_daemon_watchdog("20s")
+    }
+
+    /// [`start_daemon`](Self::start_daemon) with `WatchdogSec=` of `watchdog`.
+    pub fn start_daemon_watchdog(&self, watchdog: &str) -> Daemon<'_> {
         let unit = format!("e2e-agent-{}", self.name);
+        let watchdog = format!("WatchdogSec={watchdog}");
         let _ = self
             .env
             .user(&["systemctl", "--user", "stop", &format!("{unit}.service")]);
@@ -361,7 +367,7 @@ impl Workspace {
             &unit,
             "--service-type=notify",
             "-p",
-            "WatchdogSec=20s",
+            &watchdog,
             "-p",
             "NotifyAccess=main",
             "--setenv=PODMAN_IGNORE_CGROUPSV1_WARNING=1",
