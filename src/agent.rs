@@ -35,13 +35,24 @@ pub enum AgentError {
     Pins(#[from] crate::pins::PinsError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(
+        "the specs directory {dir} has no specs, but {n} service file(s) the agent made are in place ({files}); refusing to remove every service (a failed mount or a half-done checkout looks the same); nothing was changed. To remove them: deploy-agent apply --allow-empty, or allow_empty = true in agent.toml"
+    )]
+    EmptySpecs {
+        dir: PathBuf,
+        n: usize,
+        files: String,
+    },
 }
 
 impl AgentError {
     /// Exit code per the contract: 2 for what the operator wrote, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AgentError::Invalid(_) | AgentError::Render(_) | AgentError::Budget(_) => 2,
+            AgentError::Invalid(_)
+            | AgentError::Render(_)
+            | AgentError::Budget(_)
+            | AgentError::EmptySpecs { .. } => 2,
             AgentError::Inputs(crate::inputs::InputError::SecretPermissions { .. }) => 2,
             AgentError::Apply(ApplyError::QuadletRejected(_)) => 2,
             AgentError::Apply(ApplyError::Conflicts(_)) => 2,
@@ -189,7 +200,16 @@ impl Agent {
         for (file, reason) in crate::inputs::changed(&set, &old, &inputs) {
             extra.restart.entry(file).or_insert(reason);
         }
+        let allow_empty = extra.allow_empty || self.cfg.allow_empty;
         let plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
+        if desired.is_empty() && !plan.remove.is_empty() && !allow_empty {
+            let names: Vec<&str> = plan.remove.iter().map(|f| f.name.as_str()).collect();
+            return Err(AgentError::EmptySpecs {
+                dir: self.cfg.specs_dir.clone(),
+                n: names.len(),
+                files: names.join(", "),
+            });
+        }
         Ok((set, desired, plan))
     }
 
@@ -517,6 +537,9 @@ pub fn log_failure(e: &AgentError) {
         }
         AgentError::Apply(ApplyError::Systemd(_)) => {
             tracing::error!(message_id = ids::SYSTEMD_UNREACHABLE, "{e}");
+        }
+        AgentError::EmptySpecs { .. } => {
+            tracing::error!(message_id = ids::SPECS_EMPTY, "{e}");
         }
         _ => tracing::error!("{e}"),
     }

@@ -118,6 +118,11 @@ pub struct ApplyCmd {
     /// Print the result as one JSON document (see README.md, "apply --json")
     #[arg(long)]
     pub json: bool,
+    /// Apply even if the specs directory has no specs: stop and remove
+    /// every service the agent made (refused by default, see allow_empty
+    /// in deploy-agent.toml(5))
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Args)]

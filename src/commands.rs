@@ -239,7 +239,11 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         }
     };
     // Validate before touching the bus: bad specs are exit 2 even when systemd is down.
-    if let Err(e) = agent.plan(Extra::default()) {
+    let extra = || Extra {
+        allow_empty: cmd.allow_empty,
+        ..Extra::default()
+    };
+    if let Err(e) = agent.plan(extra()) {
         return Ok(refuse(&e));
     }
     let sd = match connect(&agent.cfg).await {
@@ -250,7 +254,7 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
-    let applied = match agent.apply(&sd, "apply", Extra::default()).await {
+    let applied = match agent.apply(&sd, "apply", extra()).await {
         Ok(a) => a,
         Err(e) => return Ok(refuse(&e)),
     };

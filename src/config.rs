@@ -48,6 +48,7 @@ struct RawAgent {
     history: Option<u32>,
     podman_version: Option<String>,
     trusted_group: Option<String>,
+    allow_empty: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +126,8 @@ pub struct Config {
     /// `trusted_group`: a group whose members may write specs (a name or
     /// a gid; looked up when the specs are read, see [`Config::trust`]).
     pub trusted_group: Option<String>,
+    /// An empty specs directory may remove every service (else refused).
+    pub allow_empty: bool,
 }
 
 /// Where the user's files go, from the environment (XDG base directories).
@@ -288,6 +291,7 @@ impl Config {
             host_cpus: raw.host.cpus,
             system: env.root,
             trusted_group: a.trusted_group,
+            allow_empty: a.allow_empty.unwrap_or(false),
         })
     }
 }

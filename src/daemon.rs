@@ -139,6 +139,9 @@ impl Daemon {
                     AgentError::Invalid(errs) => {
                         format!("specs invalid ({} error(s)); keeping what runs", errs.len())
                     }
+                    AgentError::EmptySpecs { .. } => {
+                        "no specs in the specs directory; keeping what runs".into()
+                    }
                     AgentError::Apply(ApplyError::Systemd(err)) => {
                         format!("systemd unreachable: {err}")
                     }

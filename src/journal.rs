@@ -31,6 +31,9 @@ pub mod ids {
     /// A unit the specs want running was stopped outside a change; the
     /// agent starts it again.
     pub const UNIT_DRIFT: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c09";
+    /// The specs directory had no specs while services run from it; nothing
+    /// was removed (`allow_empty`).
+    pub const SPECS_EMPTY: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c0a";
 }
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM
@@ -125,6 +128,11 @@ mod tests {
             "UNIT_DRIFT",
             ids::UNIT_DRIFT,
             "a unit was stopped outside a change; starting it again",
+        ),
+        (
+            "SPECS_EMPTY",
+            ids::SPECS_EMPTY,
+            "no specs while services run, nothing removed",
         ),
     ];
 

@@ -554,3 +554,71 @@ fn the_schema_checker_catches_a_wrong_document() {
         "missing field not caught"
     );
 }
+
+/// An empty specs directory (a failed mount, a half-done checkout) while
+/// the output directory holds the agent's files: `apply` and `plan` refuse
+/// to remove every service, say how to do it on purpose, and change
+/// nothing; `allow_empty = true` in agent.toml lets the apply through (to
+/// an unreachable systemd here, so it gets as far as the bus).
+#[test]
+fn an_empty_specs_dir_does_not_remove_every_service() {
+    let d = tempfile::tempdir().unwrap();
+    let out_dir = d.path().join("out");
+    let o = run(
+        &[
+            "render",
+            "--specs",
+            &senex(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let before = snapshot(&out_dir);
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let apply = |config: &str, cmd: &str| {
+        let c = d.path().join("agent.toml");
+        std::fs::write(&c, config).unwrap();
+        bin()
+            .args([
+                cmd,
+                "--config",
+                c.to_str().unwrap(),
+                "--specs",
+                specs.to_str().unwrap(),
+            ])
+            .args(["--output-dir", out_dir.to_str().unwrap()])
+            .args(["--state-dir", d.path().join("st").to_str().unwrap()])
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/system_bus_socket",
+            )
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/session_bus_socket",
+            )
+            .output()
+            .unwrap()
+    };
+    for cmd in ["apply", "plan"] {
+        let o = apply("", cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {:?}", text(&o));
+        let (_, err) = text(&o);
+        assert!(
+            err.contains("has no specs, but 8 service file(s) the agent made are in place"),
+            "{err}"
+        );
+        assert!(err.contains("deploy-agent apply --allow-empty"), "{err}");
+        assert_eq!(snapshot(&out_dir), before, "{cmd}: nothing changed");
+    }
+    // Allowed: past the guard, on to the (unreachable) bus.
+    let o = apply("[agent]\nallow_empty = true\n", "apply");
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("cannot reach systemd"),
+        "{:?}",
+        text(&o)
+    );
+}

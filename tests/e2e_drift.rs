@@ -98,3 +98,45 @@ fn plan_shows_and_apply_starts_a_unit_stopped_outside_a_change() {
     });
     assert_eq!(ws.agent_ok(&["apply"]).trim(), "No changes.");
 }
+
+/// Issue 14 item 9: the specs directory emptied under a running daemon (a
+/// failed mount, a half-done checkout) removes nothing: the daemon refuses
+/// (`MESSAGE_ID=…c0a`, STATUS says so) and the service keeps running; an
+/// explicit `apply --allow-empty` removes it.
+#[test]
+fn an_emptied_specs_dir_removes_nothing_until_asked() {
+    let _g = serial();
+    let ws = Workspace::new("empty");
+    ws.spec("10-e.toml", &web("e2e-empty", 18212, "e", ""));
+    let d = ws.start_daemon();
+    ws.env.wait_for("up", Duration::from_secs(30), || {
+        ws.curl(18212).as_deref() == Some("e")
+    });
+    let pid = ws.env.unit_prop("e2e-empty.service", "MainPID");
+    ws.remove_spec("10-e.toml");
+    ws.env.wait_for(
+        "the refusal in the journal",
+        Duration::from_secs(30),
+        || {
+            !d.journal(&["MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c0a"])
+                .is_empty()
+        },
+    );
+    assert!(
+        d.status_text()
+            .contains("no specs in the specs directory; keeping what runs"),
+        "{}",
+        d.status_text()
+    );
+    assert_eq!(ws.env.unit_prop("e2e-empty.service", "MainPID"), pid);
+    assert!(ws.output.join("e2e-empty.container").exists());
+    drop(d);
+    let out = ws.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ws.agent_ok(&["apply", "--allow-empty"]);
+    assert!(out.contains("stop    e2e-empty.service"), "{out}");
+    assert_eq!(
+        ws.env.unit_prop("e2e-empty.service", "ActiveState"),
+        "inactive"
+    );
+}

@@ -612,7 +612,7 @@ fn the_agent_never_follows_a_symlink_or_touches_an_unmarked_file_in_its_output_d
     });
     untouched("an apply that rewrote a file");
     ws.remove_spec("10-lp.toml");
-    ws.agent_ok(&["apply"]);
+    ws.agent_ok(&["apply", "--allow-empty"]);
     assert!(
         !ws.output.join("fx-lp-ok.container").exists(),
         "its own file removed"
@@ -656,7 +656,8 @@ fn a_world_writable_specs_dir_is_refused_while_the_services_keep_running() {
             })
         },
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // The refusal is logged by the apply attempt itself, which has ended:
+    // nothing can have been applied after it.
     assert_eq!(
         ws.env.unit_prop("fx-ww.service", "MainPID"),
         pid,

@@ -117,6 +117,7 @@ debounce = "500ms"
 history = 20
 # podman_version = "5.4"
 # trusted_group = "deploy"
+allow_empty = false
 
 [host]
 # memory = "8G"
@@ -174,6 +175,14 @@ const AGENT: &[Key] = &[
                `podman --version`, and if that fails renders for the newest version it \
                knows, with a warning. Set it when the files are rendered on one machine for \
                another, or to keep the files stable across a Podman upgrade.",
+    },
+    Key {
+        name: "allow_empty",
+        kind: "boolean, default `false`",
+        text: "Whether a specs directory without specs may remove every service the agent \
+               runs. By default such an apply is refused and logged (a failed mount or a \
+               half-done checkout looks the same); `deploy-agent apply --allow-empty` does \
+               it once.",
     },
     Key {
         name: "trusted_group",

@@ -102,6 +102,7 @@ impl Pending {
                 .collect(),
             stop: self.stop.into_iter().map(|(k, v)| (k, reason(v))).collect(),
             force_reload: true,
+            allow_empty: false,
         }
     }
 

@@ -108,6 +108,9 @@ pub struct Extra {
     pub stop: BTreeMap<String, String>,
     /// Reload even if no file changes now.
     pub force_reload: bool,
+    /// Specs without any service may remove all the agent's files (see
+    /// `AgentError::EmptySpecs`).
+    pub allow_empty: bool,
 }
 
 /// Whether a changed file differs in comments only (systemd's `#` and `;`

@@ -269,7 +269,7 @@ impl Workspace {
                 }
             }
         }
-        let _ = self.agent(&["apply"]);
+        let _ = self.agent(&["apply", "--allow-empty"]);
     }
 
     /// Runs `deploy-agent ARGS` as the test user with this workspace's dirs.
