@@ -76,7 +76,7 @@ pub enum Command {
     /// affected units in dependency order, wait for the jobs, report.
     Apply(ApplyCmd),
     /// Managed units: active state, health, memory use against the limit,
-    /// generation.
+    /// generation. Exits 1 when a unit is not active or is unhealthy.
     Status {
         /// Print as JSON
         #[arg(long)]

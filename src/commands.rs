@@ -371,7 +371,11 @@ async fn status(cfg: Config, json: bool) -> Result<u8> {
     } else {
         print!("{}", crate::status::table(&rows));
     }
-    Ok(EXIT_OK)
+    Ok(if crate::status::all_well(&rows) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }
 
 fn history(cfg: Config, json: bool) -> Result<u8> {

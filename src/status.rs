@@ -67,6 +67,13 @@ pub async fn collect(cfg: &Config, sd: &Systemd) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// Whether every row is well: the unit active, its health not unhealthy or
+/// failed (`status` exits 1 otherwise, for monitoring scripts).
+pub fn all_well(rows: &[Row]) -> bool {
+    rows.iter()
+        .all(|r| r.active_state == "active" && !matches!(r.health.as_str(), "unhealthy" | "failed"))
+}
+
 pub fn table(rows: &[Row]) -> String {
     if rows.is_empty() {
         return "No managed units.\n".into();

@@ -95,8 +95,14 @@ fn restart_policy_backs_off_on_a_real_unit_then_gives_up() {
     assert_eq!(r, "active", "giving up leaves the unit as it is");
 
     // status --json: the restarts, and memory use against the limit.
+    let out = ws.agent(&["status", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a unit failed its checks: exit 1"
+    );
     let status: serde_json::Value =
-        serde_json::from_str(&ws.agent_ok(&["status", "--json"])).unwrap();
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let row = status
         .as_array()
         .unwrap()

@@ -110,32 +110,42 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
                 "A spec error, a spec the target Podman version cannot express, memory \
                  reservations over the host's memory, rendered files that Podman's Quadlet \
                  generator rejects, a file in the output directory that deploy-agent did not \
-                 generate where it would write one, or an invalid agent.toml or a usage error.",
+                 generate where it would write one, no specs while services run, or an \
+                 invalid agent.toml or a usage error.",
             ),
         ],
         "apply" => vec![
             (
                 EXIT_OK,
-                "Every unit job finished, or there was nothing to change.",
+                "Every unit job finished (with `--wait`: and every unit it started settled \
+                 healthy or active), or there was nothing to change.",
             ),
             (
                 EXIT_FAILED,
                 "A unit failed to start, restart or stop, or its job did not end within \
-                 `--timeout` (the generation is recorded as failed); systemd could not be \
-                 reached; a file could not be written; a Podman secret could not be created.",
+                 `--timeout` (the generation is recorded as failed); with `--wait`, a unit \
+                 that stopped, stayed unhealthy or did not settle in time (rolled back if its \
+                 `on_failure` says so); systemd could not be reached; another deploy-agent \
+                 kept the apply lock past `--timeout`; a file could not be written; a Podman \
+                 secret could not be created.",
             ),
             (
                 EXIT_INVALID,
                 "Nothing was changed: as for `plan`, or a secret `source` file readable by \
-                 group or others.",
+                 group or others, or no specs while services run (see `--allow-empty`).",
             ),
         ],
         "status" => vec![
-            (EXIT_OK, "The status was shown."),
+            (
+                EXIT_OK,
+                "The status was shown, and every managed unit is active and none is \
+                 unhealthy or failed its health checks.",
+            ),
             (
                 EXIT_FAILED,
-                "systemd could not be reached, or the output or state directory could not \
-                 be read.",
+                "The status was shown and a managed unit is not active (failed, stopped) or \
+                 unhealthy; or systemd could not be reached, or the output or state \
+                 directory could not be read.",
             ),
             (EXIT_INVALID, CONFIG),
         ],
