@@ -96,6 +96,23 @@ fn agent(cfg: Config, args: Option<&ApplyArgs>) -> Result<Agent, u8> {
     })
 }
 
+/// Which manager and which directories a command works on, for stderr:
+/// `sudo deploy-agent apply` and `deploy-agent apply` act on different
+/// managers with different paths.
+fn scope_line(cfg: &Config) -> String {
+    let manager = if cfg.system {
+        "the system manager".to_string()
+    } else {
+        format!("the user manager of uid {}", nix::unistd::geteuid())
+    };
+    format!(
+        "deploy-agent: {manager}; specs {}, output {}, state {}",
+        cfg.specs_dir.display(),
+        cfg.output_dir.display(),
+        cfg.state_dir.display()
+    )
+}
+
 /// Prints an agent error the way operators read it; returns the exit code.
 fn report_error(e: &AgentError) -> u8 {
     match e {
@@ -168,6 +185,7 @@ fn render(cfg: Config, out: &Path) -> Result<u8> {
 }
 
 async fn plan(cfg: Config, json: bool) -> Result<u8> {
+    eprintln!("{}", scope_line(&cfg));
     let agent = match agent(cfg, None) {
         Ok(a) => a,
         Err(c) => return Ok(c),
@@ -226,6 +244,9 @@ async fn connect(cfg: &Config) -> Result<Systemd> {
 }
 
 async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
+    if !cmd.json {
+        eprintln!("{}", scope_line(&cfg));
+    }
     let agent = match agent(cfg, Some(&cmd.args)) {
         Ok(a) => a,
         Err(c) => return Ok(c),

@@ -622,3 +622,51 @@ fn an_empty_specs_dir_does_not_remove_every_service() {
         text(&o)
     );
 }
+
+/// `plan` and `apply` say which manager and which directories they act on
+/// (`sudo deploy-agent apply` is the system manager with root's paths).
+#[test]
+fn plan_and_apply_name_their_manager_and_paths() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(specs.join("web.toml"), "[container.web]\nimage = \"x\"\n").unwrap();
+    let out_dir = d.path().join("out");
+    let state = d.path().join("st");
+    let manager = if nix::unistd::geteuid().is_root() {
+        "the system manager".to_string()
+    } else {
+        format!("the user manager of uid {}", nix::unistd::geteuid())
+    };
+    std::fs::write(d.path().join("agent.toml"), "").unwrap();
+    for cmd in ["plan", "apply"] {
+        // No manager answers: nothing on this machine is touched.
+        let o = bin()
+            .args([
+                cmd,
+                "--config",
+                d.path().join("agent.toml").to_str().unwrap(),
+            ])
+            .args(["--specs", specs.to_str().unwrap()])
+            .args(["--output-dir", out_dir.to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/system_bus_socket",
+            )
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/session_bus_socket",
+            )
+            .output()
+            .unwrap();
+        let (_, err) = text(&o);
+        let want = format!(
+            "deploy-agent: {manager}; specs {}, output {}, state {}",
+            specs.display(),
+            out_dir.display(),
+            state.display()
+        );
+        assert!(err.lines().next() == Some(want.as_str()), "{cmd}: {err}");
+    }
+}
