@@ -115,7 +115,10 @@ pub struct ApplyCmd {
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5m",
           require_equals = true, value_parser = parse_duration_arg)]
     pub wait: Option<std::time::Duration>,
-    /// Print the result as one JSON document (see README.md, "apply --json")
+    /// Print the result as one JSON document, version 1: changed, ok,
+    /// generation, waited, units (unit, action, reason, job, settled,
+    /// health, detail, rolled_back_to) and errors (file, line, col, key,
+    /// message)
     #[arg(long)]
     pub json: bool,
     /// Apply even if the specs directory has no specs: stop and remove
