@@ -867,7 +867,7 @@ fn spoil(mut c: Case, f: Fault) -> (Case, Expect) {
                     // The file name goes into the header comment.
                     let at = c.file.len() / 2;
                     c.file.insert(at, ch);
-                    c.path()
+                    format!("{}.toml", c.file)
                 }
             };
             (c, Expect::Refuse { value })
