@@ -329,7 +329,7 @@ impl Agent {
         mut extra: Extra,
         applying: bool,
     ) -> Extra {
-        match crate::drift::stopped(sd, set).await {
+        match crate::drift::stopped(sd, set, &self.cfg.output_dir).await {
             Ok(stopped) => {
                 for (file, reason) in stopped {
                     let unit = crate::reconcile::unit_for_file(&file).unwrap_or_default();

@@ -8,6 +8,7 @@
 //! stopped container stays stopped.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::spec::{units, Restart, SpecSet};
 use crate::systemd::{Systemd, SystemdError};
@@ -17,18 +18,21 @@ fn stopped_state(active_state: &str) -> bool {
     matches!(active_state, "inactive" | "failed")
 }
 
-/// `file name -> reason` for every container of `set` that should run and
-/// whose unit systemd shows stopped (or has unloaded: an inactive unit
-/// nothing refers to). For [`crate::reconcile::Extra::restart`].
+/// `file name -> reason` for every container of `set` that should run, whose
+/// file is already in `output_dir` (a new one is started as new), and whose
+/// unit systemd shows stopped (or has unloaded: an inactive unit nothing
+/// refers to). For [`crate::reconcile::Extra::restart`].
 pub async fn stopped(
     sd: &Systemd,
     set: &SpecSet,
+    output_dir: &Path,
 ) -> Result<BTreeMap<String, String>, SystemdError> {
     let wanted: Vec<(String, String)> = set
         .containers
         .values()
         .filter(|c| c.restart != Restart::No)
         .map(|c| (format!("{}.container", c.name), units::container(&c.name)))
+        .filter(|(file, _)| output_dir.join(file).is_file())
         .collect();
     if wanted.is_empty() {
         return Ok(BTreeMap::new());

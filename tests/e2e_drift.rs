@@ -140,3 +140,75 @@ fn an_emptied_specs_dir_removes_nothing_until_asked() {
         "inactive"
     );
 }
+
+/// Issue 14 item 7: a container that ignores SIGTERM, with a 2 s
+/// `stop_timeout` and a network of its own. Removing its spec stops it:
+/// Podman kills it after 2 s and cleans up within `TimeoutStopSec=` (the
+/// stop timeout plus 30 s), so the unit ends stopped, not failed, and the
+/// container is gone, and its network can be removed.
+#[test]
+fn a_container_that_ignores_sigterm_stops_cleanly() {
+    let _g = serial();
+    let ws = Workspace::new("sigterm");
+    ws.spec(
+        "10-t.toml",
+        "[network.e2e_term_net]\n\n[container.e2e-term]\nimage = \"localhost/busybox:latest\"\npull = \"never\"\nnetworks = [\"e2e_term_net\"]\nstop_timeout = \"2s\"\ncommand = [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 1; done\"]\n",
+    );
+    ws.agent_ok(&["apply"]);
+    assert_eq!(
+        ws.env.unit_prop("e2e-term.service", "ActiveState"),
+        "active"
+    );
+    ws.remove_spec("10-t.toml");
+    let out = ws.agent(&["apply", "--allow-empty"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        support::stderr(&out)
+    );
+    // Killed after 2 s (137): a clean stop, not a failure.
+    let show = ws.env.user_ok(&[
+        "systemctl",
+        "--user",
+        "show",
+        "-p",
+        "ActiveState,Result,ExecMainStatus",
+        "e2e-term.service",
+    ]);
+    assert!(
+        show.contains("ActiveState=inactive") && show.contains("Result=success"),
+        "{show}"
+    );
+    ws.env
+        .wait_for("the container removed", Duration::from_secs(30), || {
+            let ps = ws
+                .env
+                .user_ok(&["podman", "ps", "-a", "--format", "{{.Names}}"]);
+            !ps.lines().any(|n| n == "e2e-term")
+        });
+    // Nothing is left attached: the network (Quadlet leaves it in place
+    // when its unit stops) can be removed.
+    ws.env.user_ok(&["podman", "network", "rm", "e2e_term_net"]);
+}
+
+/// ... while a container killed by the OOM killer (also 137) outside a stop
+/// is still restarted (`RestartForceExitStatus=137`).
+#[test]
+fn an_oom_killed_container_is_still_restarted() {
+    let _g = serial();
+    let ws = Workspace::new("oomrestart");
+    ws.spec(
+        "10-o.toml",
+        "[container.e2e-oom]\nimage = \"localhost/busybox:latest\"\npull = \"never\"\ncommand = [\"sh\", \"-c\", \"sleep 5; exec tail /dev/zero\"]\n[container.e2e-oom.resources]\nmemory = \"64M\"\n",
+    );
+    ws.agent_ok(&["apply"]);
+    ws.env.wait_for(
+        "a restart after the OOM kill",
+        Duration::from_secs(60),
+        || ws.env.unit_prop("e2e-oom.service", "NRestarts") != "0",
+    );
+    let _ = ws
+        .env
+        .user(&["systemctl", "--user", "reset-failed", "e2e-oom.service"]);
+}

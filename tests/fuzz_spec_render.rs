@@ -78,6 +78,7 @@ fn allowed(ext: &str) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 BTreeSet::from([
                     "Restart",
                     "SuccessExitStatus",
+                    "RestartForceExitStatus",
                     "TimeoutStartSec",
                     "TimeoutStopSec",
                     "MemoryMax",

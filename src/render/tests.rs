@@ -101,8 +101,11 @@ Image=localhost/app:1
 
 [Service]
 Restart=on-failure
-# podman stop ends the container with SIGTERM: exit status 143 is a clean stop.
-SuccessExitStatus=143
+# podman stop ends the container with SIGTERM (143), or SIGKILL (137) after its
+# stop timeout: both are a clean stop. A kill outside a stop (the OOM killer)
+# still restarts the unit.
+SuccessExitStatus=143 137
+RestartForceExitStatus=137
 
 [Install]
 WantedBy=default.target
@@ -312,8 +315,11 @@ StopTimeout=2
 
 [Service]
 Restart=always
-# podman stop ends the container with SIGTERM: exit status 143 is a clean stop.
-SuccessExitStatus=143
+# podman stop ends the container with SIGTERM (143), or SIGKILL (137) after its
+# stop timeout: both are a clean stop. A kill outside a stop (the OOM killer)
+# still restarts the unit.
+SuccessExitStatus=143 137
+RestartForceExitStatus=137
 TimeoutStartSec=120s
 TimeoutStopSec=32s
 MemoryMax=150M
