@@ -328,7 +328,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut watcher = match DirWatcher::new(&[&specs_dir], debounce) {
-        Ok(w) => w,
+        // Editors' swap files and other names do not postpone an apply.
+        Ok(w) => w.only(|p| crate::spec::is_spec_file_name(p)),
         Err(e) => {
             tracing::error!(
                 "{e}; create the specs directory (see tmpfiles.d) or set agent.specs_dir"
@@ -491,7 +492,10 @@ fn input_watcher(
         return None;
     }
     match DirWatcher::new(&dirs, debounce) {
-        Ok(w) => Some((w, files)),
+        Ok(w) => {
+            let named = files.clone();
+            Some((w.only(move |p| named.contains(p)), files))
+        }
         Err(e) => {
             tracing::warn!("cannot watch input files: {e}");
             None

@@ -50,6 +50,8 @@ pub struct DirWatcher {
     /// Every prefix of each target's path and real path: an event on one
     /// of these may mean a target now names another directory.
     on_the_way: BTreeSet<PathBuf>,
+    /// Which entries count (see [`only`](Self::only)).
+    matters: Box<dyn Fn(&Path) -> bool + Send>,
     debounce: Duration,
     /// The burst being collected, and when it counts as over. Kept here,
     /// not in `next`, so that `next` is cancel-safe (see there).
@@ -85,6 +87,7 @@ impl DirWatcher {
             rx,
             targets,
             on_the_way,
+            matters: Box::new(|_| true),
             debounce,
             pending: BTreeSet::new(),
             quiet_at: tokio::time::Instant::now(),
@@ -130,14 +133,31 @@ impl DirWatcher {
             let changed = self.refresh(&p);
             self.pending.extend(changed);
         }
-        let in_target = p.parent().is_some_and(|dir| {
-            self.targets
-                .iter()
-                .any(|t| t.real.as_ref().is_some_and(|(r, _)| r == dir))
-        });
-        if in_target {
-            self.pending.insert(p);
+        // An entry of a target, reported under the target's path as given
+        // (its absolute form), not its real path: callers compare it with
+        // paths as the specs write them, symlinks and all.
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+            return;
+        };
+        let target = self
+            .targets
+            .iter()
+            .find(|t| t.real.as_ref().is_some_and(|(r, _)| r == dir));
+        if let Some(t) = target {
+            let p = t.path.join(name);
+            // Ignored entries (an editor's swap file) do not even extend
+            // the quiet period.
+            if (self.matters)(&p) {
+                self.pending.insert(p);
+            }
         }
+    }
+
+    /// Only entries for which `matters` is true count; the others are
+    /// ignored (they neither trigger nor extend the debounce).
+    pub fn only(mut self, matters: impl Fn(&Path) -> bool + Send + 'static) -> DirWatcher {
+        self.matters = Box::new(matters);
+        self
     }
 
     /// Waits for a change, then until nothing has changed for the debounce
@@ -345,8 +365,8 @@ mod tests {
     async fn seen(w: &mut DirWatcher, target: &Path, name: &str) -> Vec<BTreeSet<PathBuf>> {
         let mut before = Vec::new();
         for attempt in 0.. {
-            let dir = std::fs::canonicalize(target).unwrap();
-            let file = dir.join(format!("{attempt}-{name}"));
+            // Reported under the watched path, written through it.
+            let file = target.join(format!("{attempt}-{name}"));
             std::fs::write(&file, "x").unwrap();
             loop {
                 let t = trigger(w).await;
@@ -361,6 +381,36 @@ mod tests {
             }
         }
         unreachable!()
+    }
+
+    /// Entries that do not matter (an editor's swap file saved every
+    /// 200 ms) neither trigger nor postpone the trigger of one that does.
+    #[tokio::test]
+    async fn ignored_entries_do_not_postpone_a_trigger() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        let mut w = DirWatcher::new(&[&dir], Duration::from_secs(1))
+            .unwrap()
+            .only(|p| p.extension().is_some_and(|e| e == "toml"));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let (dir, done) = (dir.clone(), done.clone());
+            move || {
+                std::fs::write(dir.join("web.toml"), "x").unwrap();
+                for _ in 0..40 {
+                    std::fs::write(dir.join(".web.toml.swp"), "y").unwrap();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let t = trigger(&mut w).await;
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "the trigger waited for the swap file writes to stop"
+        );
+        assert_eq!(t, BTreeSet::from([dir.join("web.toml")]));
+        writer.join().unwrap();
     }
 
     #[tokio::test]
