@@ -329,7 +329,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut watcher = match DirWatcher::new(&[&specs_dir], debounce) {
         // Editors' swap files and other names do not postpone an apply.
-        Ok(w) => w.only(|p| crate::spec::is_spec_file_name(p)),
+        Ok(w) => w.only(crate::spec::is_spec_file_name),
         Err(e) => {
             tracing::error!(
                 "{e}; create the specs directory (see tmpfiles.d) or set agent.specs_dir"
