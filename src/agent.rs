@@ -295,6 +295,11 @@ impl Agent {
             "{container} never became healthy in generation {}: rolling it back to its version of generation {generation}",
             latest.generation
         );
+        let needed = BTreeMap::from([(file.clone(), good.clone())]);
+        if let Err(e) = crate::images::ensure(&needed).await {
+            tracing::error!(message_id = rollback_id, unit = %unit, "rollback of {container}: {e}");
+            return Ok(None);
+        }
         let mut desired = current;
         desired.insert(file.clone(), good.clone());
         // Saved with the apply: whoever applies next (the daemon, a

@@ -475,6 +475,18 @@ async fn rollback(cfg: Config, to: Option<u64>, dry_run: bool, args: &ApplyArgs)
             crate::pins::Pins::new()
         }
     };
+    // The images it needs, before anything stops: a generation whose image
+    // is gone would take the working container down for good.
+    let current = crate::output::scan(&agent.cfg.output_dir)?.managed;
+    let changed: BTreeMap<String, String> = desired
+        .iter()
+        .filter(|(f, text)| current.get(*f) != Some(*text))
+        .map(|(f, t)| (f.clone(), t.clone()))
+        .collect();
+    if let Err(e) = crate::images::ensure(&changed).await {
+        eprintln!("error: rolling back to generation {n}: {e}");
+        return Ok(EXIT_FAILED);
+    }
     let sd = connect(&agent.cfg).await?;
     let origin = format!("rollback to {}", generation.meta.generation);
     tracing::warn!(

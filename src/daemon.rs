@@ -61,6 +61,25 @@ async fn connect_with_backoff(
     }
 }
 
+/// The user agent's bus socket does not exist at all: no retry will make it
+/// appear (a bus that is restarting keeps its socket), so say why at once
+/// instead of retrying until the unit's 10-minute start timeout.
+fn missing_user_bus(scope: Scope) -> Option<String> {
+    if scope.resolve() == Scope::System {
+        return None;
+    }
+    let address = scope.bus_address();
+    let path = address.strip_prefix("unix:path=")?;
+    let path = path.split(',').next().unwrap_or(path);
+    (!std::path::Path::new(path).exists()).then(|| {
+        format!(
+            "the user's D-Bus socket {path} does not exist: the user manager has no session bus. \
+             Install dbus-user-session (Debian, Ubuntu) or dbus-broker/dbus-daemon's user units, \
+             then log in again or restart user@UID.service"
+        )
+    })
+}
+
 /// When to retry an apply that systemd cut short, and the delay used: 1 s
 /// doubling to 30 s. Nothing else may come to finish it (a manager re-exec
 /// or a reply lost on the bus leaves the connection up, so no reconnect
@@ -359,6 +378,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         podman = %agent.podman,
         "deploy-agent starting"
     );
+    if let Some(hint) = missing_user_bus(scope) {
+        tracing::error!(message_id = ids::SYSTEMD_UNREACHABLE, "{hint}");
+        return Ok(crate::commands::EXIT_FAILED);
+    }
     let Some(sd) = connect_with_backoff(scope, &mut term).await else {
         return Ok(crate::commands::EXIT_OK);
     };

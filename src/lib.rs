@@ -14,6 +14,7 @@ pub mod drift;
 pub mod failpoint;
 pub mod health;
 pub mod history;
+pub mod images;
 pub mod inputs;
 pub mod journal;
 pub mod lock;

@@ -212,3 +212,69 @@ fn an_oom_killed_container_is_still_restarted() {
         .env
         .user(&["systemctl", "--user", "reset-failed", "e2e-oom.service"]);
 }
+
+/// Issue 14 item 8: `rollback --to N` whose image has been removed since
+/// (and may not be pulled) is refused before anything stops: the working
+/// container keeps serving.
+#[test]
+fn a_rollback_whose_image_is_gone_changes_nothing() {
+    let _g = serial();
+    let ws = Workspace::new("rbgone");
+    let image = "localhost/e2e-rb-gone:1";
+    ws.env
+        .user_ok(&["podman", "tag", "localhost/busybox:latest", image]);
+    let spec = |img: &str, body: &str| {
+        web_spec("e2e-rbg", 18213, &format!("echo {body}"), "")
+            .replace("localhost/busybox:latest", img)
+    };
+    ws.spec("10-g.toml", &spec(image, "old"));
+    ws.agent_ok(&["apply"]);
+    ws.spec("10-g.toml", &spec("localhost/busybox:latest", "new"));
+    ws.agent_ok(&["apply"]);
+    ws.env.wait_for("new", Duration::from_secs(30), || {
+        ws.curl(18213).as_deref() == Some("new")
+    });
+    ws.env.user_ok(&["podman", "rmi", image]);
+    let invocation = ws.env.unit_prop("e2e-rbg.service", "InvocationID");
+
+    let out = ws.agent(&["rollback", "--to", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("needs image localhost/e2e-rb-gone:1, which is not on this host")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(ws.curl(18213).as_deref(), Some("new"));
+    assert_eq!(
+        ws.env.unit_prop("e2e-rbg.service", "InvocationID"),
+        invocation,
+        "the working container was not touched"
+    );
+}
+
+/// Issue 14 item 10: a user whose manager has no session bus (no
+/// dbus-user-session): `deploy-agent run` says so at once and exits 1,
+/// rather than retrying until the unit's 10-minute start timeout.
+#[test]
+fn run_without_a_session_bus_fails_at_once_with_a_hint() {
+    let _g = serial();
+    let ws = Workspace::new("nobus");
+    let start = std::time::Instant::now();
+    let out = ws.agent_env(
+        &[
+            "-u",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "XDG_RUNTIME_DIR=/nonexistent/runtime",
+        ],
+        &["run"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(20), "at once");
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("/nonexistent/runtime/bus does not exist")
+            && err.contains("dbus-user-session"),
+        "{err}"
+    );
+}
