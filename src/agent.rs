@@ -432,10 +432,17 @@ impl Agent {
             .filter(|a| a.kind != crate::reconcile::ActionKind::Stop)
             .map(|a| a.unit.trim_end_matches(".service").to_string())
             .collect();
-        if let Err(e) = crate::inputs::sync_secrets(&set, Some(&starting)) {
-            let e = AgentError::from(e);
-            log_failure(&e);
-            return Err(e);
+        match crate::inputs::sync_secrets(&set, Some(&starting)) {
+            Ok(made) => {
+                if let Err(e) = crate::secret_store::remember(&self.cfg.state_dir, &made) {
+                    tracing::warn!("cannot remember the Podman secrets made: {e}");
+                }
+            }
+            Err(e) => {
+                let e = AgentError::from(e);
+                log_failure(&e);
+                return Err(e);
+            }
         }
         // Recorded before any unit is touched, finished after: a crash in
         // between leaves it pending, and history never lacks what runs.
@@ -491,6 +498,10 @@ impl Agent {
         crate::failpoint!("before-history-finish");
         history.finish(generation, outcome, failures.clone())?;
         self.save_pins()?;
+        if failures.is_empty() {
+            // What used a secret no spec names any more has been stopped.
+            crate::secret_store::prune(&self.cfg.state_dir, &set);
+        }
         let elapsed = started.elapsed();
         if failures.is_empty() {
             tracing::info!(

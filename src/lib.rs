@@ -24,6 +24,7 @@ pub mod quadlet;
 pub mod reconcile;
 pub mod render;
 pub mod result;
+pub mod secret_store;
 pub mod spec;
 pub mod status;
 pub mod supervise;

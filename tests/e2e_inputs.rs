@@ -252,3 +252,49 @@ fn the_daemon_applies_saved_env_files_and_secrets_and_never_logs_a_secret() {
     }
     drop(d);
 }
+
+/// Issue 14 item 9: a Podman secret the agent made from a `source` file is
+/// removed from Podman's store once no spec names it; one the operator
+/// made by hand (no `source`) is left alone.
+#[test]
+fn a_secret_no_spec_names_any_more_is_removed_from_podman() {
+    let _g = serial();
+    let ws = Workspace::new("secretgc");
+    let src = ws.root.join("secrets/gc_pw");
+    ws.env.write(&src, "gc-value");
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let _ = ws.env.user(&["podman", "secret", "rm", "gc_by_hand"]);
+    let mut hand =
+        ws.env
+            .spawn_user(&["podman", "secret", "create", "gc_by_hand", "/etc/hostname"]);
+    assert!(hand.wait().unwrap().success());
+    ws.spec(
+        "10-a.toml",
+        &web_spec(
+            "e2e-gc-a",
+            18214,
+            "echo a",
+            &format!(
+                "secrets = [{{ name = \"gc_pw\", type = \"env\", target = \"PW\", source = \"{}\" }}, {{ name = \"gc_by_hand\" }}]",
+                src.display()
+            ),
+        ),
+    );
+    ws.spec("20-b.toml", &web_spec("e2e-gc-b", 18215, "echo b", ""));
+    ws.agent_ok(&["apply"]);
+    let secrets = || {
+        ws.env
+            .user_ok(&["podman", "secret", "ls", "--format", "{{.Name}}"])
+    };
+    assert!(secrets().lines().any(|n| n == "gc_pw"), "{}", secrets());
+
+    ws.remove_spec("10-a.toml");
+    ws.agent_ok(&["apply"]);
+    let now = secrets();
+    assert!(!now.lines().any(|n| n == "gc_pw"), "removed: {now}");
+    assert!(
+        now.lines().any(|n| n == "gc_by_hand"),
+        "the operator's kept: {now}"
+    );
+    let _ = ws.env.user(&["podman", "secret", "rm", "gc_by_hand"]);
+}
