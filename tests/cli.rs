@@ -4,6 +4,22 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `deploy-agent` with no bus to reach, whichever the agent picks (system
+/// as root, session otherwise): nothing on this machine is touched, and an
+/// `apply` stops where it would need systemd.
+fn offline() -> Command {
+    let mut c = bin();
+    c.env(
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/system_bus_socket",
+    )
+    .env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        "unix:path=/nonexistent/session_bus_socket",
+    );
+    c
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_deploy-agent"));
     c.env_remove("DEPLOY_AGENT_CONFIG")
@@ -223,7 +239,7 @@ fn apply_with_systemd_unreachable_changes_nothing() {
     std::fs::write(specs.join("web.toml"), "[container.web]\nimage = \"x\"\n").unwrap();
     let config = d.path().join("agent.toml");
     std::fs::write(&config, "").unwrap();
-    let o = bin()
+    let o = offline()
         .args([
             "apply",
             "--config",
@@ -237,15 +253,6 @@ fn apply_with_systemd_unreachable_changes_nothing() {
             "--state-dir",
             state.to_str().unwrap(),
         ])
-        // Whichever bus the agent picks (system as root, session otherwise), nothing answers.
-        .env(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            "unix:path=/nonexistent/system_bus_socket",
-        )
-        .env(
-            "DBUS_SESSION_BUS_ADDRESS",
-            "unix:path=/nonexistent/session_bus_socket",
-        )
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
@@ -319,23 +326,15 @@ fn run_within_20s(args: &[&str], dir: &Path) -> Output {
     if !config.exists() {
         std::fs::write(&config, "").unwrap();
     }
-    let mut cmd = bin();
+    let mut cmd = offline();
     cmd.args(args).arg("--config").arg(&config);
     within_20s(cmd)
 }
 
-/// Runs `cmd` with no bus to reach (so `apply` stops before it would need
-/// systemd), killing it and failing the test if it has not ended within 20 s.
+/// Runs `cmd` (made by [`offline`]), killing it and failing the test if it
+/// has not ended within 20 s.
 fn within_20s(mut cmd: Command) -> Output {
     let mut child = cmd
-        .env(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            "unix:path=/nonexistent/system_bus_socket",
-        )
-        .env(
-            "DBUS_SESSION_BUS_ADDRESS",
-            "unix:path=/nonexistent/session_bus_socket",
-        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -443,7 +442,7 @@ fn an_agent_toml_that_is_a_fifo_or_a_device_is_refused_at_once() {
         ),
         ("/dev/zero", "a character device"),
     ] {
-        let mut cmd = bin();
+        let mut cmd = offline();
         cmd.args(["validate", "--config", config, "--specs", &senex()]);
         let o = within_20s(cmd);
         let (out, err) = text(&o);
@@ -581,7 +580,7 @@ fn an_empty_specs_dir_does_not_remove_every_service() {
     let apply = |config: &str, cmd: &str| {
         let c = d.path().join("agent.toml");
         std::fs::write(&c, config).unwrap();
-        bin()
+        offline()
             .args([
                 cmd,
                 "--config",
@@ -591,14 +590,6 @@ fn an_empty_specs_dir_does_not_remove_every_service() {
             ])
             .args(["--output-dir", out_dir.to_str().unwrap()])
             .args(["--state-dir", d.path().join("st").to_str().unwrap()])
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                "unix:path=/nonexistent/system_bus_socket",
-            )
-            .env(
-                "DBUS_SESSION_BUS_ADDRESS",
-                "unix:path=/nonexistent/session_bus_socket",
-            )
             .output()
             .unwrap()
     };
@@ -641,7 +632,7 @@ fn plan_and_apply_name_their_manager_and_paths() {
     std::fs::write(d.path().join("agent.toml"), "").unwrap();
     for cmd in ["plan", "apply"] {
         // No manager answers: nothing on this machine is touched.
-        let o = bin()
+        let o = offline()
             .args([
                 cmd,
                 "--config",
@@ -650,14 +641,6 @@ fn plan_and_apply_name_their_manager_and_paths() {
             .args(["--specs", specs.to_str().unwrap()])
             .args(["--output-dir", out_dir.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                "unix:path=/nonexistent/system_bus_socket",
-            )
-            .env(
-                "DBUS_SESSION_BUS_ADDRESS",
-                "unix:path=/nonexistent/session_bus_socket",
-            )
             .output()
             .unwrap();
         let (_, err) = text(&o);

@@ -202,20 +202,10 @@ impl<'e> ManagerLog<'e> {
     }
 
     fn messages_after(&self, cursor: &str) -> Vec<String> {
-        let after = format!("--after-cursor={cursor}");
         let pid = format!("_PID={}", self.pid);
-        let out = self.env.user(&[
-            "journalctl",
-            "--user",
-            "-o",
-            "json",
-            "--no-pager",
-            &after,
-            &pid,
-        ]);
-        stdout(&out)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        self.env
+            .journal_after(cursor, &[&pid])
+            .iter()
             .filter_map(|e| e["MESSAGE"].as_str().map(str::to_string))
             .collect()
     }

@@ -464,20 +464,18 @@ impl TestEnv {
         unit: &str,
         message_id: &str,
     ) -> Vec<serde_json::Value> {
-        let after = format!("--after-cursor={cursor}");
         let unit_match = format!("USER_UNIT={unit}");
         let id = format!("MESSAGE_ID={message_id}");
-        let out = self.user(&[
-            "journalctl",
-            "--user",
-            "-o",
-            "json",
-            "--no-pager",
-            &after,
-            &unit_match,
-            &id,
-        ]);
-        stdout(&out)
+        self.journal_after(cursor, &[&unit_match, &id])
+    }
+
+    /// The user journal's entries after `cursor` that have every
+    /// FIELD=VALUE of `matches`, as JSON objects.
+    pub fn journal_after(&self, cursor: &str, matches: &[&str]) -> Vec<serde_json::Value> {
+        let after = format!("--after-cursor={cursor}");
+        let mut args = vec!["journalctl", "--user", "-o", "json", "--no-pager", &after];
+        args.extend_from_slice(matches);
+        stdout(&self.user(&args))
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
