@@ -75,8 +75,9 @@ pub struct Agent {
     pub cfg: Config,
     pub podman: PodmanVersion,
     pub job_timeout: Duration,
-    /// The rollback pins that held at the last render (see [`crate::pins`]),
-    /// and whether they differ from the saved ones (an apply saves them).
+    /// The rollback pins in force: those that held at the last render, or
+    /// those a rollback saved (see [`crate::pins`]); and whether they differ
+    /// from the saved ones (an apply saves them).
     pub pins: std::cell::RefCell<(Pins, bool)>,
 }
 
@@ -370,6 +371,7 @@ impl Agent {
         let _lock = crate::lock::acquire(&self.cfg.state_dir, self.job_timeout).await?;
         if let Some(pins) = pins {
             crate::pins::save(&self.cfg.state_dir, pins)?;
+            *self.pins.borrow_mut() = (pins.clone(), false);
         }
         let plan = apply::make_plan(set, desired, &self.target(), Extra::default())?;
         self.execute(sd, plan, desired, set.clone(), origin, started)

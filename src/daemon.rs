@@ -179,7 +179,7 @@ impl Daemon {
         // A pinned (rolled-back) container keeps the health check of the
         // version it runs (health checks live in the spec, not in the unit
         // file), not the one its spec now asks for.
-        let pins = crate::pins::load(&self.agent.cfg.state_dir);
+        let pins = self.agent.pins.borrow().0.clone();
         for (file, pin) in &pins {
             let Some(name) = file.strip_suffix(".container") else {
                 continue;

@@ -39,8 +39,8 @@ pub fn remember(state_dir: &Path, names: &[String]) -> std::io::Result<()> {
     save(state_dir, &all)
 }
 
-/// The secrets the agent made that no spec of `set` names from a source.
-pub fn unused(state_dir: &Path, set: &SpecSet) -> BTreeSet<String> {
+/// The secrets of `made` that no spec of `set` names from a source.
+fn unused(made: &BTreeSet<String>, set: &SpecSet) -> BTreeSet<String> {
     let named: BTreeSet<&str> = set
         .containers
         .values()
@@ -48,9 +48,9 @@ pub fn unused(state_dir: &Path, set: &SpecSet) -> BTreeSet<String> {
         .filter(|s| s.source.is_some())
         .map(|s| s.name.as_str())
         .collect();
-    made(state_dir)
-        .into_iter()
+    made.iter()
         .filter(|n| !named.contains(n.as_str()))
+        .cloned()
         .collect()
 }
 
@@ -58,11 +58,11 @@ pub fn unused(state_dir: &Path, set: &SpecSet) -> BTreeSet<String> {
 /// the apply stopped what used them); forgets those removed or already
 /// gone. A removal Podman refuses is logged and tried again next time.
 pub fn prune(state_dir: &Path, set: &SpecSet) {
-    let unused = unused(state_dir, set);
+    let mut all = made(state_dir);
+    let unused = unused(&all, set);
     if unused.is_empty() {
         return;
     }
-    let mut all = made(state_dir);
     for name in unused {
         let out = std::process::Command::new("podman")
             .args(["secret", "rm", &name])
@@ -107,7 +107,7 @@ mod tests {
         let set = crate::spec::load_texts(&[(P::from("a.toml"), spec.into())]).unwrap();
         remember(d.path(), &["kept".into(), "dropped".into()]).unwrap();
         assert_eq!(
-            unused(d.path(), &set),
+            unused(&made(d.path()), &set),
             BTreeSet::from(["dropped".to_string()])
         );
         assert!(!made(d.path()).contains("by_hand"));

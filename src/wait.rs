@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::health::probe::probe_container;
-use crate::spec::{units, HealthCheck, SpecSet};
+use crate::spec::{units, Health, SpecSet};
 use crate::systemd::{Systemd, SystemdError};
 
 /// How long a unit without a health check must stay active.
@@ -68,7 +68,7 @@ impl Settled {
 /// One unit being followed.
 struct Follow {
     container: String,
-    check: Option<(HealthCheck, crate::spec::Health)>,
+    health: Option<Health>,
     active_since: Option<Instant>,
     state: String,
     next_probe: Instant,
@@ -79,7 +79,7 @@ struct Follow {
 impl Follow {
     /// When this unit next needs looking at (a probe, or its settle time).
     fn due(&self) -> Option<Instant> {
-        match (&self.check, self.active_since) {
+        match (&self.health, self.active_since) {
             (Some(_), Some(_)) => Some(self.next_probe),
             (None, Some(since)) => Some(since + SETTLE),
             (_, None) => None,
@@ -103,7 +103,7 @@ pub async fn wait(
         .map(|(u, c)| {
             let f = Follow {
                 container: c.name.clone(),
-                check: c.health.as_ref().map(|h| (h.check.clone(), h.clone())),
+                health: c.health.clone(),
                 active_since: None,
                 state: "unknown".into(),
                 next_probe: Instant::now(),
@@ -179,10 +179,10 @@ fn on_state(f: &mut Follow, state: &str) -> Option<Settled> {
 
 /// A due look at an active unit: the settle time passed, or a probe.
 async fn look(f: &mut Follow, started_at: Instant) -> Option<Settled> {
-    let Some((check, h)) = &f.check else {
+    let Some(h) = &f.health else {
         return Some(Settled::Active);
     };
-    let r = probe_container(&f.container, check, h.timeout).await;
+    let r = probe_container(&f.container, &h.check, h.timeout).await;
     f.next_probe = Instant::now() + h.interval.max(Duration::from_millis(100));
     if r.ok {
         return Some(Settled::Healthy(r.detail));
@@ -204,7 +204,7 @@ mod tests {
     fn follow() -> Follow {
         Follow {
             container: "web".into(),
-            check: None,
+            health: None,
             active_since: None,
             state: String::new(),
             next_probe: Instant::now(),
