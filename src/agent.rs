@@ -124,6 +124,7 @@ impl Agent {
     pub fn render_specs(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
         let opts = RenderOptions {
             podman: self.podman,
+            agent_exe: agent_exe(),
             ..Default::default()
         };
         let r = crate::render::render(set, &opts)?;
@@ -561,4 +562,20 @@ pub fn log_failure(e: &AgentError) {
         }
         _ => tracing::error!("{e}"),
     }
+}
+
+/// This binary's path, for the health waiter of gated units
+/// (`ExecStartPost=`): the packaged `/usr/bin/deploy-agent` where it cannot
+/// be found.
+fn agent_exe() -> &'static str {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_string))
+            // The binary was replaced under a running daemon (a package
+            // upgrade): the new one is at the same path.
+            .map(|p| p.trim_end_matches(" (deleted)").to_string())
+            .unwrap_or_else(|| crate::render::DEFAULT_AGENT_EXE.to_string())
+    })
 }

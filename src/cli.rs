@@ -102,6 +102,43 @@ pub enum Command {
         #[command(flatten)]
         apply: ApplyArgs,
     },
+    /// Wait until a container's health check first passes; exit 1 if it
+    /// does not within --within. Rendered as ExecStartPost= of a container
+    /// other containers requires/after, so that they start only once it is
+    /// healthy (see "Health-gated ordering" in deploy-agent(5)); not
+    /// usually typed by hand.
+    WaitHealthy(WaitHealthyCmd),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("check").required(true).args(["podman", "http", "tcp"])))]
+pub struct WaitHealthyCmd {
+    /// The container (Podman's name, for --podman)
+    pub name: String,
+    /// Ask Podman to run the container's own healthcheck (`cmd` checks)
+    #[arg(long)]
+    pub podman: bool,
+    /// Probe this http:// or https:// URL
+    #[arg(long, value_name = "URL")]
+    pub http: Option<String>,
+    /// The HTTP status that counts as healthy
+    #[arg(long, value_name = "CODE", default_value_t = 200, requires = "http")]
+    pub expect_status: u16,
+    /// An extra CA certificate (PEM) trusted for --http
+    #[arg(long, value_name = "PATH", requires = "http")]
+    pub ca_file: Option<PathBuf>,
+    /// Connect to this host:port
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
+    /// Give up after this long
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub within: std::time::Duration,
+    /// Timeout of one probe
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_arg)]
+    pub probe_timeout: std::time::Duration,
+    /// Time between probes
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+    pub every: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

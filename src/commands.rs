@@ -23,6 +23,10 @@ pub const EXIT_INVALID: u8 = 2;
 /// Runs the parsed command line; never panics on bad input.
 pub fn main(cli: Cli) -> ExitCode {
     crate::journal::init(cli.global.verbose, matches!(cli.command, Command::Run));
+    // Run by systemd inside a unit's start: needs no settings, specs or bus.
+    if let Command::WaitHealthy(w) = &cli.command {
+        return wait_healthy(w);
+    }
     let over = Overrides {
         config: cli.global.config.clone(),
         specs_dir: cli.global.specs.clone(),
@@ -56,6 +60,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Status { json } => status(cfg, json).await,
             Command::History { json } => history(cfg, json),
             Command::Rollback { to, dry_run, apply } => rollback(cfg, to, dry_run, &apply).await,
+            Command::WaitHealthy(_) => unreachable!("handled before the settings are read"),
         }
     });
     // Not a plain drop: that waits for blocking tasks, and one may still be
@@ -65,6 +70,45 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
             eprintln!("error: {}", chain(&e));
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `wait-healthy`: exit 0 once healthy, 1 if not in time.
+fn wait_healthy(w: &crate::cli::WaitHealthyCmd) -> ExitCode {
+    use crate::spec::model::HealthCheck;
+    let check = match (&w.http, &w.tcp) {
+        (Some(url), _) => HealthCheck::Http {
+            url: url.clone(),
+            expect_status: w.expect_status,
+            ca_file: w.ca_file.clone(),
+        },
+        (None, Some(addr)) => HealthCheck::Tcp { addr: addr.clone() },
+        (None, None) => HealthCheck::Cmd(Vec::new()),
+    };
+    let spec = crate::health::ready::WaitSpec {
+        name: w.name.clone(),
+        check,
+        within: w.within,
+        probe_timeout: w.probe_timeout,
+        every: w.every.max(std::time::Duration::from_millis(10)),
+    };
+    crate::health::ensure_crypto_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let r = match rt {
+        Ok(rt) => rt.block_on(crate::health::ready::wait_healthy(&spec)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match r {
+        Ok(_) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("error: {e}; the units that require it are not started");
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -25,6 +25,11 @@ pub struct Row {
     pub memory_current: Option<u64>,
     pub memory_max: Option<u64>,
     pub generation: Option<u64>,
+    /// Why the unit is not running, when the agent can tell: e.g. a unit it
+    /// requires that is not active (a health-gated dependency that never
+    /// became healthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 pub async fn collect(cfg: &Config, sd: &Systemd) -> anyhow::Result<Vec<Row>> {
@@ -62,9 +67,42 @@ pub async fn collect(cfg: &Config, sd: &Systemd) -> anyhow::Result<Vec<Row>> {
             memory_current: st.memory_current,
             memory_max: st.memory_max,
             generation: h.and_then(|h| h.generation).or(generation),
+            note: None,
         });
     }
+    add_dependency_notes(&mut rows, &current.managed);
     Ok(rows)
+}
+
+/// For each unit not active, the first unit it `Requires=` (in its rendered
+/// file) that is not active either: that is why it is not running.
+fn add_dependency_notes(rows: &mut [Row], files: &std::collections::BTreeMap<String, String>) {
+    let state: std::collections::BTreeMap<String, (String, String)> = rows
+        .iter()
+        .map(|r| (r.unit.clone(), (r.active_state.clone(), r.health.clone())))
+        .collect();
+    for r in rows.iter_mut().filter(|r| r.active_state != "active") {
+        let Some(text) = files.get(&r.file) else {
+            continue;
+        };
+        let blocked = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Requires="))
+            .find_map(|dep| {
+                let (active, health) = state.get(dep)?;
+                (active != "active").then_some((dep, active, health))
+            });
+        if let Some((dep, active, health)) = blocked {
+            r.note = Some(format!(
+                "not started: requires {dep}, which is {active}{}",
+                if health == "no check" || health == "-" {
+                    String::new()
+                } else {
+                    format!(" (health: {health}; it must be healthy before its dependents start)")
+                }
+            ));
+        }
+    }
 }
 
 /// Whether every row is well: the unit active, its health not unhealthy or
@@ -109,6 +147,9 @@ pub fn table(rows: &[Row]) -> String {
                 _ => "-".into(),
             }
         );
+        if let Some(n) = &r.note {
+            let _ = writeln!(s, "  {}: {n}", r.unit);
+        }
     }
     s
 }

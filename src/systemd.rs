@@ -365,6 +365,7 @@ impl JobOutcome {
             _ => {}
         }
         let mut s = match (&self.result, &self.error) {
+            (JobResult::Dependency, _) => "not started: a unit it requires did not start (one with a health check must be healthy in time; see `deploy-agent status`)".to_string(),
             (JobResult::NotQueued, Some(e)) => format!("{} not queued: {e}", self.kind),
             (JobResult::NoAnswer, Some(e)) => format!("{} still pending: {e}", self.kind),
             (r, None) => format!("{} job {r}", self.kind),

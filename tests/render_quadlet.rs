@@ -44,6 +44,7 @@ fn opts(podman: PodmanVersion) -> RenderOptions {
     RenderOptions {
         podman,
         pull_default: None,
+        ..Default::default()
     }
 }
 
@@ -342,7 +343,13 @@ fn has_pair(argv: &[String], flag: &str, value: &str) -> bool {
 
 #[test]
 fn senex_passes_the_real_quadlet_generator() {
-    let rendering = render(&senex(), &opts(V5_4)).unwrap();
+    // The health waiter of gated units is this build's binary, as the agent
+    // renders it (systemd-analyze checks that it is executable).
+    let opts = RenderOptions {
+        agent_exe: env!("CARGO_BIN_EXE_deploy-agent"),
+        ..opts(V5_4)
+    };
+    let rendering = render(&senex(), &opts).unwrap();
     for user in [true, false] {
         let Some(dry) = dry_run(&rendering, user) else {
             return;
@@ -413,7 +420,11 @@ fn check_senex_services(rendering: &Rendering, dry: &DryRun) {
     assert_eq!(values(pg, "Service", "MemoryLow"), ["150M"]);
     assert_eq!(values(pg, "Service", "CPUQuota"), ["100%"]);
     assert_eq!(values(pg, "Service", "Restart"), ["always"]);
-    assert_eq!(values(pg, "Service", "TimeoutStartSec"), ["120s"]);
+    // celery and django require postgres: its start ends when it is healthy
+    // (Notify=healthy), within start_timeout 120s + its health budget
+    // (start_period 0 + 10s × 3 retries + 3s timeout).
+    assert!(argv.iter().any(|a| a == "--sdnotify=healthy"), "{argv:?}");
+    assert_eq!(values(pg, "Service", "TimeoutStartSec"), ["153s"]);
     assert_eq!(values(pg, "Install", "WantedBy"), ["default.target"]);
 
     // redis: named volume plus a read-only host file, command, 0.3 CPU.
@@ -490,6 +501,14 @@ fn senex_for_podman_4_9_passes_the_real_quadlet_generator() {
     };
     let argv = exec_start(&dry.services["celery-worker.service"]);
     assert!(argv.contains(&"--stop-timeout=300".to_string()), "{argv:?}");
+    // Without Notify=healthy (5.0), the agent's waiter gates postgres.
+    let pg = &dry.services["postgres.service"];
+    assert_eq!(
+        values(pg, "Service", "ExecStartPost"),
+        [
+            r#""/usr/bin/deploy-agent" "wait-healthy" "postgres" "--podman" "--within" "33s" "--probe-timeout" "3s" "--every" "1s""#
+        ]
+    );
 }
 
 // ---------------------------------------------------------------- hostile values

@@ -138,6 +138,7 @@ fn render_dropping_refused(mut set: SpecSet, v: PodmanVersion) -> (Rendering, Ve
     let opts = RenderOptions {
         podman: v,
         pull_default: None,
+        ..Default::default()
     };
     let mut refused = Vec::new();
     loop {

@@ -173,6 +173,15 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
                  error.",
             ),
         ],
+        "wait-healthy" => vec![
+            (EXIT_OK, "The check passed within `--within`."),
+            (
+                EXIT_FAILED,
+                "The check did not pass within `--within` (the unit's start fails, and \
+                 systemd does not start the units that require it).",
+            ),
+            (EXIT_INVALID, "A usage error."),
+        ],
         _ => vec![],
     }
 }

@@ -8,6 +8,8 @@
 //! - the pure per-unit health state machine: start period, retries,
 //!   recovery, restarts with exponential backoff and a restart cap, rollback
 //!   of a generation that never became healthy ([`machine`]);
+//! - the waiter a health-gated unit runs before its dependents start
+//!   ([`ready`], `deploy-agent wait-healthy`);
 //! - the journal event kinds with their stable `MESSAGE_ID`s and syslog
 //!   priorities ([`event`]).
 //!
@@ -19,6 +21,7 @@
 pub mod event;
 pub mod machine;
 pub mod probe;
+pub mod ready;
 
 pub use event::HealthEvent;
 pub use machine::{

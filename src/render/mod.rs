@@ -10,6 +10,7 @@
 //! Output is byte-for-byte deterministic: sorted maps, no timestamps.
 
 pub mod escape;
+pub mod readiness;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -51,12 +52,28 @@ pub fn is_generated(contents: &str) -> bool {
 }
 
 /// What to render for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderOptions {
     /// The Podman (and so Quadlet) version the files are for.
     pub podman: PodmanVersion,
     /// `Pull=` for containers whose spec sets no `pull`.
     pub pull_default: Option<Pull>,
+    /// The deploy-agent binary a health-gated unit runs to wait for health
+    /// (see `readiness.rs`).
+    pub agent_exe: &'static str,
+}
+
+/// Where the packages install the binary.
+pub const DEFAULT_AGENT_EXE: &str = "/usr/bin/deploy-agent";
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            podman: PodmanVersion::default(),
+            pull_default: None,
+            agent_exe: DEFAULT_AGENT_EXE,
+        }
+    }
 }
 
 /// One rendered Quadlet file.
@@ -308,8 +325,12 @@ struct ContainerView {
     memory: Option<String>,
     stop_timeout: Option<String>,
     podman_args: Vec<String>,
+    /// `Notify=healthy` (see `readiness.rs`).
+    notify_healthy: bool,
 
     restart: &'static str,
+    /// `ExecStartPost=`: the agent's health waiter (see `readiness.rs`).
+    wait_healthy: Option<Vec<String>>,
     timeout_start: Option<String>,
     timeout_stop: Option<String>,
     memory_max: Option<String>,
@@ -625,6 +646,7 @@ fn container_view(
         }
     }
 
+    let ready = readiness::readiness(set, c, opts.podman, opts.agent_exe);
     let r = &c.resources;
     Ok(ContainerView {
         header: header(&c.source),
@@ -667,13 +689,19 @@ fn container_view(
         memory: r.memory.filter(|_| opts.podman >= since::MEMORY).map(bytes),
         stop_timeout,
         podman_args,
+        notify_healthy: ready.as_ref().is_some_and(|r| r.notify_healthy),
 
         restart: match c.restart {
             Restart::Always => "always",
             Restart::OnFailure => "on-failure",
             Restart::No => "no",
         },
-        timeout_start: c.start_timeout.map(duration),
+        wait_healthy: ready.as_ref().and_then(|r| r.wait_command.clone()),
+        timeout_start: ready
+            .as_ref()
+            .map(|r| r.start_timeout)
+            .or(c.start_timeout)
+            .map(duration),
         // systemd must not kill Podman while it kills the container after
         // the grace period and cleans up (conmon, container, network).
         timeout_stop: stop_secs.map(|s| duration(Duration::from_secs(s + STOP_CLEANUP_SECS))),

@@ -11,6 +11,7 @@ fn opts(v: PodmanVersion) -> RenderOptions {
     RenderOptions {
         podman: v,
         pull_default: None,
+        ..Default::default()
     }
 }
 
@@ -431,6 +432,7 @@ fn pull_default_applies_only_where_the_spec_sets_none() {
         &RenderOptions {
             podman: V5_4,
             pull_default: Some(Pull::Never),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -915,6 +917,7 @@ fn podman_4_4_lacks_health_secrets_and_names() {
         &RenderOptions {
             podman: V4_4,
             pull_default: Some(Pull::Never),
+            ..Default::default()
         },
     );
     assert_eq!(unsupported(e).0, "Pull");
@@ -1065,4 +1068,103 @@ fn podman_5_5_also_limits_memory_at_the_container_level() {
         !without["web.container"].contents.contains("\nMemory="),
         "Quadlet 5.4 rejects Memory="
     );
+}
+
+// ---------------------------------------------------------------- health-gated ordering
+
+fn checked(name: &str, check: HealthCheck) -> Container {
+    Container {
+        health: Some(Health {
+            check,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            retries: 3,
+            start_period: Duration::from_secs(10),
+            on_failure: OnFailure::Restart,
+            restart_delay: Duration::from_secs(10),
+            max_restarts: 5,
+        }),
+        ..container(name)
+    }
+}
+
+fn dependent(name: &str, on: &str, ordering_only: bool) -> Container {
+    let mut c = container(name);
+    if ordering_only {
+        c.after = vec![on.into()];
+    } else {
+        c.requires = vec![on.into()];
+    }
+    c
+}
+
+#[test]
+fn a_checked_dependency_is_gated_and_nothing_else_is() {
+    let cmd = || checked("db", HealthCheck::Cmd(vec!["true".into()]));
+    // Nobody depends on db: unchanged.
+    let alone = render(&set_of(vec![cmd()]), &opts(V5_4)).unwrap();
+    let db = &alone["db.container"].contents;
+    assert!(
+        !db.contains("Notify=")
+            && !db.contains("ExecStartPost=")
+            && !db.contains("TimeoutStartSec="),
+        "{db}"
+    );
+    // requires and after both gate; budget 10s + 2s × 3 + 1s = 17s on systemd's 90s.
+    for ordering_only in [false, true] {
+        let r = render(
+            &set_of(vec![cmd(), dependent("web", "db", ordering_only)]),
+            &opts(V5_4),
+        )
+        .unwrap();
+        let db = &r["db.container"].contents;
+        assert!(db.contains("\nNotify=healthy\n"), "{db}");
+        assert!(db.contains("\nTimeoutStartSec=107s\n"), "{db}");
+        assert!(!db.contains("ExecStartPost="), "{db}");
+        let web = &r["web.container"].contents;
+        assert!(
+            !web.contains("Notify=healthy") && !web.contains("ExecStartPost="),
+            "{web}"
+        );
+    }
+}
+
+#[test]
+fn the_agent_waits_where_podman_cannot() {
+    // Podman 4.9 has no Notify=healthy: the waiter asks Podman.
+    let r = render(
+        &set_of(vec![
+            checked("db", HealthCheck::Cmd(vec!["true".into()])),
+            dependent("web", "db", false),
+        ]),
+        &opts(V4_9),
+    )
+    .unwrap();
+    let db = &r["db.container"].contents;
+    assert!(!db.contains("Notify="), "{db}");
+    assert!(
+        db.contains("\nExecStartPost=\"/usr/bin/deploy-agent\" \"wait-healthy\" \"db\" \"--podman\" \"--within\" \"17s\" \"--probe-timeout\" \"1s\" \"--every\" \"1s\"\n"),
+        "{db}"
+    );
+    // An http check, with its start timeout: 30s + 17s; % and $ stay literal.
+    let mut web = checked(
+        "api",
+        HealthCheck::Http {
+            url: "http://127.0.0.1:8080/h?a=%41&b=$x".into(),
+            expect_status: 204,
+            ca_file: Some("/etc/ca.pem".into()),
+        },
+    );
+    web.start_timeout = Some(Duration::from_secs(30));
+    let r = render(
+        &set_of(vec![web, dependent("front", "api", false)]),
+        &opts(V5_4),
+    )
+    .unwrap();
+    let api = &r["api.container"].contents;
+    assert!(
+        api.contains("\nExecStartPost=\"/usr/bin/deploy-agent\" \"wait-healthy\" \"api\" \"--http\" \"http://127.0.0.1:8080/h?a=%%41&b=$$x\" \"--expect-status\" \"204\" \"--ca-file\" \"/etc/ca.pem\" \"--within\" \"17s\""),
+        "{api}"
+    );
+    assert!(api.contains("\nTimeoutStartSec=47s\n"), "{api}");
 }

@@ -108,6 +108,8 @@ pub mod since {
     pub const VOLUME_DRIVER: V = V::new(4, 8, 0);
     pub const ENTRYPOINT: V = V::new(5, 0, 0);
     pub const STOP_TIMEOUT: V = V::new(5, 0, 0);
+    /// `Notify=healthy`: the unit is ready when the healthcheck first passes.
+    pub const NOTIFY_HEALTHY: V = V::new(5, 0, 0);
     /// `Memory=` in `[Container]` (not emitted: `[Service] MemoryMax=` works everywhere).
     pub const MEMORY: V = V::new(5, 5, 0);
 }
