@@ -210,8 +210,12 @@ fn plan_shows_files_diffs_and_unit_actions() {
     assert!(out.contains("- celery-beat.container (removed)"), "{out}");
     assert!(out.contains("stop    celery-worker.service"), "{out}");
     assert!(out.contains("restart redis.service"), "{out}");
+    // Nothing requires django any more: its health gate goes, which its
+    // next start will use; it is not restarted for it.
+    assert!(out.contains("~ django.container (changed)"), "{out}");
+    assert!(!out.contains("restart django.service"), "{out}");
     assert!(
-        out.contains("0 to add, 1 to change, 2 to remove; 1 daemon-reload, 3 unit action(s)."),
+        out.contains("0 to add, 2 to change, 2 to remove; 1 daemon-reload, 3 unit action(s)."),
         "{out}"
     );
 }

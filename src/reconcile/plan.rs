@@ -114,7 +114,8 @@ pub struct Extra {
 }
 
 /// Whether a changed file differs in comments only (systemd's `#` and `;`
-/// lines): then no setting changed, and its unit needs no restart.
+/// lines), or in settings that only act when the unit starts: then its
+/// running unit needs no restart, and the next start uses the new file.
 fn same_settings(f: &FileChange) -> bool {
     let settings = |text: &Option<String>| -> Vec<String> {
         text.as_deref()
@@ -122,10 +123,20 @@ fn same_settings(f: &FileChange) -> bool {
             .lines()
             .map(str::trim)
             .filter(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with(';')))
+            .filter(|l| !start_only(l))
             .map(str::to_string)
             .collect()
     };
     settings(&f.old) == settings(&f.new)
+}
+
+/// The health gate (see `render::readiness`) and the start timeout: they
+/// decide when a start ends, nothing about a running container. A
+/// dependent added or removed elsewhere changes them without a restart.
+fn start_only(line: &str) -> bool {
+    line == "Notify=healthy"
+        || line.starts_with("TimeoutStartSec=")
+        || (line.starts_with("ExecStartPost=") && line.contains("\"wait-healthy\""))
 }
 
 /// Computes the plan. `desired` is file name -> contents.
@@ -439,6 +450,23 @@ mod tests {
             ["Restart web.service"],
             "only the setting change restarts"
         );
+    }
+
+    #[test]
+    fn a_health_gate_coming_or_going_restarts_nothing() {
+        let gate = "[Container]\nImage=x\nNotify=healthy\n[Service]\nExecStartPost=\"/usr/bin/deploy-agent\" \"wait-healthy\" \"db\" \"--podman\"\nTimeoutStartSec=107s\n";
+        let d = desired(&[("db.container", "[Container]\nImage=x\n[Service]\n")]);
+        let cur = current(&[("db.container", gate)]);
+        let p = compute(&set(), &d, &cur, &Extra::default());
+        assert_eq!(p.change.len(), 1, "the file is rewritten");
+        assert!(actions(&p).is_empty(), "{:?}", actions(&p));
+        // Another ExecStartPost= is a setting like any other.
+        let d = desired(&[(
+            "db.container",
+            "[Container]\nImage=x\n[Service]\nExecStartPost=/bin/true\n",
+        )]);
+        let p = compute(&set(), &d, &cur, &Extra::default());
+        assert_eq!(actions(&p), ["Restart db.service"]);
     }
 
     #[test]
