@@ -237,14 +237,23 @@ impl Agent {
             }
             Err(e) => Err(e),
         };
-        let (set, desired, plan) = match planned {
+        let (set, mut desired, mut plan) = match planned {
             Ok(x) => x,
             Err(e) => {
                 log_failure(&e);
                 return Err(e);
             }
         };
-        self.execute(sd, plan, &desired, set, origin, started).await
+        let held = if self.cfg.pull_ahead {
+            crate::images::pull_ahead(&mut plan, &mut desired).await
+        } else {
+            Vec::new()
+        };
+        let mut applied = self
+            .execute(sd, plan, &desired, set, origin, started)
+            .await?;
+        applied.report.held = held.iter().map(ToString::to_string).collect();
+        Ok(applied)
     }
 
     /// Puts `container`, which never became healthy in the latest

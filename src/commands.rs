@@ -392,9 +392,13 @@ fn print_json(r: &ApplyResult) {
 
 fn print_applied(applied: &crate::agent::Applied) -> u8 {
     let r = &applied.report;
+    for h in &r.held {
+        println!("held back: {h}");
+    }
     if r.plan.is_noop() {
         println!("No changes.");
-        return EXIT_OK;
+        let _ = std::io::stdout().flush();
+        return if r.ok() { EXIT_OK } else { EXIT_FAILED };
     }
     print!("{}", describe(&r.plan));
     for (action, outcome) in &r.results {

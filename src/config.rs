@@ -49,6 +49,7 @@ struct RawAgent {
     podman_version: Option<String>,
     trusted_group: Option<String>,
     allow_empty: Option<bool>,
+    pull_ahead: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +129,8 @@ pub struct Config {
     pub trusted_group: Option<String>,
     /// An empty specs directory may remove every service (else refused).
     pub allow_empty: bool,
+    /// Pull a changed container's missing image before its unit restarts.
+    pub pull_ahead: bool,
 }
 
 /// Where the user's files go, from the environment (XDG base directories).
@@ -292,6 +295,7 @@ impl Config {
             system: env.root,
             trusted_group: a.trusted_group,
             allow_empty: a.allow_empty.unwrap_or(false),
+            pull_ahead: a.pull_ahead.unwrap_or(true),
         })
     }
 }

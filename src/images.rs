@@ -96,3 +96,118 @@ mod tests {
         assert_eq!(image_and_pull("[Unit]\n"), (None, None));
     }
 }
+
+/// A change held back because its image could not be pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub unit: String,
+    pub image: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: pulling {} failed: {}; the old container keeps running, the change was not applied",
+            self.unit, self.image, self.message
+        )
+    }
+}
+
+/// Pulls, before any unit is stopped, the images that the containers
+/// `plan` starts or restarts need and this host lacks (not those with
+/// `Pull=never`), so the download is not downtime. A container whose image
+/// cannot be pulled is taken out of `plan` and `desired` gets its old file
+/// back (a new one is dropped): its old container keeps running, and the
+/// next apply tries again. Progress and failures go to the journal.
+pub async fn pull_ahead(
+    plan: &mut crate::reconcile::Plan,
+    desired: &mut BTreeMap<String, String>,
+) -> Vec<Held> {
+    let mut held = Vec::new();
+    let starting: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind != crate::reconcile::ActionKind::Stop)
+        .map(|a| a.unit.clone())
+        .collect();
+    for unit in starting {
+        let file = format!("{}.container", unit.trim_end_matches(".service"));
+        let Some((Some(image), pull)) = desired.get(&file).map(|t| image_and_pull(t)) else {
+            continue;
+        };
+        if pull.as_deref() == Some("never") || podman(&["image", "exists", &image]).await.is_ok() {
+            continue;
+        }
+        if let Err(message) = pull_logged(&unit, &image).await {
+            let h = Held {
+                unit: unit.clone(),
+                image,
+                message,
+            };
+            tracing::error!(message_id = crate::journal::ids::PULL_FAILED, unit = %unit, "{h}");
+            hold_back(plan, desired, &file, &unit);
+            held.push(h);
+        }
+    }
+    held
+}
+
+/// Takes `file`'s change and `unit`'s action out of the plan, and puts the
+/// file as it is on disk back into `desired`.
+fn hold_back(
+    plan: &mut crate::reconcile::Plan,
+    desired: &mut BTreeMap<String, String>,
+    file: &str,
+    unit: &str,
+) {
+    plan.actions.retain(|a| a.unit != unit);
+    plan.add.retain(|f| f.name != file);
+    match plan.change.iter().position(|f| f.name == file) {
+        Some(i) => {
+            let old = plan.change.remove(i).old.unwrap_or_default();
+            desired.insert(file.to_string(), old);
+        }
+        None => {
+            desired.remove(file);
+        }
+    }
+}
+
+/// `podman pull IMAGE`, its progress lines logged as they come.
+async fn pull_logged(unit: &str, image: &str) -> Result<(), String> {
+    use tokio::io::AsyncBufReadExt;
+    let t0 = std::time::Instant::now();
+    tracing::info!(unit = %unit, "pulling {image} before restarting {unit}");
+    let mut child = tokio::process::Command::new("podman")
+        .args(["pull", image])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    let mut last = String::new();
+    if let Some(err) = child.stderr.take() {
+        let mut lines = tokio::io::BufReader::new(err).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(unit = %unit, "pull {image}: {line}");
+            if !line.trim().is_empty() {
+                last = line;
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("podman pull: {e}"))?;
+    if status.success() {
+        tracing::info!(unit = %unit, "pulled {image} in {:.1?}", t0.elapsed());
+        Ok(())
+    } else if last.is_empty() {
+        Err(format!("podman pull exited with {status}"))
+    } else {
+        Err(last)
+    }
+}

@@ -34,6 +34,9 @@ pub mod ids {
     /// The specs directory had no specs while services run from it; nothing
     /// was removed (`allow_empty`).
     pub const SPECS_EMPTY: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c0a";
+    /// A changed container's new image could not be pulled: its old
+    /// container keeps running, its change is not applied.
+    pub const PULL_FAILED: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c0b";
 }
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM
@@ -137,6 +140,11 @@ mod tests {
             "SPECS_EMPTY",
             ids::SPECS_EMPTY,
             "no specs while services run, nothing removed",
+        ),
+        (
+            "PULL_FAILED",
+            ids::PULL_FAILED,
+            "an image could not be pulled; the old container keeps running",
         ),
     ];
 

@@ -118,6 +118,7 @@ history = 20
 # podman_version = "5.4"
 # trusted_group = "deploy"
 allow_empty = false
+pull_ahead = true
 
 [host]
 # memory = "8G"
@@ -183,6 +184,16 @@ const AGENT: &[Key] = &[
                runs. By default such an apply is refused and logged (a failed mount or a \
                half-done checkout looks the same); `deploy-agent apply --allow-empty` does \
                it once.",
+    },
+    Key {
+        name: "pull_ahead",
+        kind: "boolean, default `true`",
+        text: "Whether `apply` pulls the image of a container it is about to start or \
+               restart, when that image is not on the host yet, before it stops the old \
+               container: the download is then not downtime. A pull that fails leaves the \
+               old container running and its change not applied (logged with \
+               `MESSAGE_ID=5b3e0c0a8f4d4c55a1d2e36f9a7b1c0b`; the next apply tries again). \
+               Containers with `pull = \"never\"` are not pulled.",
     },
     Key {
         name: "trusted_group",

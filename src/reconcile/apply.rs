@@ -43,18 +43,26 @@ pub struct Report {
     pub reloaded: bool,
     /// Each unit action and how its job ended.
     pub results: Vec<(UnitAction, JobOutcome)>,
+    /// Changes held back before the apply, with why (an image that could
+    /// not be pulled: the old container keeps running).
+    pub held: Vec<String>,
 }
 
 impl Report {
     pub fn failures(&self) -> Vec<String> {
-        self.results
+        self.held
             .iter()
-            .filter(|(_, o)| !o.ok())
-            .map(|(a, o)| format!("{} {}: {}", verb(a.kind), a.unit, o.describe()))
+            .cloned()
+            .chain(
+                self.results
+                    .iter()
+                    .filter(|(_, o)| !o.ok())
+                    .map(|(a, o)| format!("{} {}: {}", verb(a.kind), a.unit, o.describe())),
+            )
             .collect()
     }
     pub fn ok(&self) -> bool {
-        self.results.iter().all(|(_, o)| o.ok())
+        self.held.is_empty() && self.results.iter().all(|(_, o)| o.ok())
     }
 }
 
