@@ -110,4 +110,8 @@ pub mod since {
     pub const STOP_TIMEOUT: V = V::new(5, 0, 0);
     /// `Memory=` in `[Container]` (not emitted: `[Service] MemoryMax=` works everywhere).
     pub const MEMORY: V = V::new(5, 5, 0);
+    /// `Notify=healthy` (`--sdnotify=healthy`).
+    pub const NOTIFY_HEALTHY: V = V::new(5, 0, 0);
+    /// `Pod=` and `.pod` files.
+    pub const POD: V = V::new(5, 0, 0);
 }
