@@ -507,7 +507,7 @@ pub static KEYS: &[Key] = &[
     key(C, "ulimits", Ty::Map(values::check_ulimit_name, values::check_ulimit), c("Ulimit"),
         "table, default none",
         "Resource limits, `NAME = \"SOFT[:HARD]\"` or an integer, e.g. `{ nofile = \"1024:4096\" }`."),
-    key(C, "sysctls", Ty::Map(values::check_sysctl_key, values::check_word), c("Sysctl"),
+    key(C, "sysctls", Ty::Map(values::check_sysctl_key, any), c("Sysctl"),
         "table of strings, default none", "Namespaced kernel parameters, e.g. `{ \"net.ipv4.ip_forward\" = \"1\" }`."),
     key(C, "shm_size", Ty::Size, c("ShmSize"), "size, default Podman's (64M)", "The size of `/dev/shm`."),
     key(C, "log_driver", Ty::Choice(&["journald", "k8s-file", "none", "passthrough", "passthrough-tty"]),

@@ -37,7 +37,6 @@ const OWNED_SYSTEMD_KEYS: &[(Section, &str)] = &[
     (Section::Service, "KillMode"),
     (Section::Service, "Delegate"),
     (Section::Service, "NotifyAccess"),
-    (Section::Service, "Environment"),
 ];
 
 /// What a reference names, for the cross-file checks.
@@ -581,7 +580,15 @@ impl<'a> Walker<'a> {
         }
         if !has_image {
             self.r
-                .error(header, prefix, "missing required key `image`", None);
+                .error(header.clone(), prefix, "missing required key `image`", None);
+        }
+        if c.pod.is_some() && (!c.ports.is_empty() || !c.networks.is_empty()) {
+            self.r.error(
+                header,
+                prefix,
+                "a container in a pod has no `ports` or `networks` of its own",
+                Some("set them on the [pod.NAME]".into()),
+            );
         }
         (c, refs)
     }
@@ -895,9 +902,19 @@ impl<'a> Walker<'a> {
                     self.r.error(tspan.clone(), &format!("{k}.target"), e, None);
                 }
             }
-            if out.iter().any(|s| s.name == name) {
-                self.r
-                    .error(span, &k, format!("secret {name:?} is listed twice"), None);
+            // One secret may go to several targets (Podman accepts it); the
+            // same secret to the same target twice is a mistake.
+            let target_text = target.as_ref().map(|(t, _)| t.as_str());
+            if out
+                .iter()
+                .any(|s| s.name == name && s.kind == kind && s.target.as_deref() == target_text)
+            {
+                self.r.error(
+                    span,
+                    &k,
+                    format!("secret {name:?} is listed twice for the same target"),
+                    None,
+                );
                 continue;
             }
             out.push(Secret {
@@ -985,6 +1002,7 @@ impl<'a> Walker<'a> {
             max_restarts: DEFAULT_MAX_RESTARTS,
         };
         let mut ok = true;
+        let mut timeout_written = false;
         let errors_before = self.r.errors.len();
         for (k, v, _) in self.entries(t, prefix, Some(&keys::names(Table::Health))) {
             let key = join(prefix, k);
@@ -1022,7 +1040,10 @@ impl<'a> Walker<'a> {
                         .map(|p| (p, v.span()))
                 }
                 "interval" => h.interval = self.nonzero_duration(v, &key).unwrap_or(h.interval),
-                "timeout" => h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout),
+                "timeout" => {
+                    timeout_written = true;
+                    h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout)
+                }
                 "start_period" => h.start_period = self.duration(v, &key).unwrap_or_default(),
                 "retries" => h.retries = self.integer(v, &key, 1, 1000).unwrap_or(3) as u32,
                 "restart_delay" => {
@@ -1121,11 +1142,17 @@ impl<'a> Walker<'a> {
             }
             _ => {}
         }
-        if h.timeout > h.interval {
+        // Only a timeout the spec writes is compared, and only for the
+        // agent's own probes (one at a time per interval); Podman allows a
+        // `cmd` check's timeout to be longer than its interval. An unwritten
+        // timeout is the default, at most the interval.
+        if !timeout_written {
+            h.timeout = h.timeout.min(h.interval);
+        } else if h.timeout > h.interval && !matches!(h.check, HealthCheck::Cmd(_)) {
             self.r.error(
                 header.clone(),
                 &join(prefix, "timeout"),
-                "the timeout is longer than the interval",
+                "the timeout of an `http` or `tcp` check is longer than its interval",
                 None,
             );
         }
