@@ -9,7 +9,7 @@
 //! releases of `tests/fixtures/quadlet-keys-podman-*.txt` (`Mask=` is
 //! accepted from 4.6 but documented from 5.0: 5.0). Keys Podman removed
 //! (`RemapUid=`, `VolatileTmp=`) or does not document (`ServiceName=`) are
-//! not listed. tests/version_gate.rs checks this table against the fixtures.
+//! not listed. (No test cross-checks this table against the fixtures yet.)
 
 use super::version::PodmanVersion as V;
 use crate::spec::keys::Section;
