@@ -133,6 +133,9 @@ pub fn inputs_of(c: &Container) -> Vec<Input> {
         .env_files
         .iter()
         .enumerate()
+        // A path starting with a systemd specifier (`%h/...`) is systemd's to
+        // resolve: not watched.
+        .filter(|(_, p)| p.is_absolute())
         .map(|(i, p)| Input {
             path: p.clone(),
             kind: InputKind::EnvFile,
@@ -141,7 +144,7 @@ pub fn inputs_of(c: &Container) -> Vec<Input> {
         .collect();
     for (i, m) in c.volumes.iter().enumerate() {
         if let MountSource::Host(p) = &m.source {
-            if m.read_only() {
+            if m.read_only() && p.is_absolute() {
                 out.push(Input {
                     path: p.clone(),
                     kind: InputKind::Mount,

@@ -71,6 +71,8 @@ fn allowed(ext: &str) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "PodmanArgs",
                     "RunInit",
                     "Memory",
+                    // The health gate of a container others depend on.
+                    "Notify",
                 ]),
             );
             m.insert(
@@ -80,6 +82,8 @@ fn allowed(ext: &str) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "SuccessExitStatus",
                     "RestartForceExitStatus",
                     "TimeoutStartSec",
+                    // The health gate's waiter (render::readiness).
+                    "ExecStartPost",
                     "TimeoutStopSec",
                     "MemoryMax",
                     "MemoryLow",

@@ -632,6 +632,9 @@ fn hostile_container(words: &[String]) -> Container {
             restart_delay: std::time::Duration::from_secs(10),
             max_restarts: 5,
         }),
+        pod: None,
+        settings: Default::default(),
+        raw: Default::default(),
     }
 }
 

@@ -65,13 +65,18 @@ pub(crate) fn file(r: &mut Roff, path: &str, text: &str) {
 /// Keys of a table: `name (kind)`, then what it does.
 pub(crate) fn keys(r: &mut Roff, keys: &[Key]) {
     for k in keys {
-        r.control("TP", []);
-        let mut tag = vec![bold(k.name), roman(" (")];
-        tag.extend(inline(k.kind));
-        tag.push(roman(")"));
-        r.text(tag);
-        r.text(inline(k.text));
+        key_item(r, k.name, k.kind, k.text);
     }
+}
+
+/// One documented key: its name, type and default, and text.
+pub(crate) fn key_item(r: &mut Roff, name: &str, kind: &str, text: &str) {
+    r.control("TP", []);
+    let mut tag = vec![bold(name), roman(" (")];
+    tag.extend(inline(kind));
+    tag.push(roman(")"));
+    r.text(tag);
+    r.text(inline(text));
 }
 
 /// Lines shown as they are (commands, file contents), indented.

@@ -16,6 +16,7 @@ use clap_mangen::roff::Roff;
 
 pub use man1::{subcommand_sections, top_level_sections};
 pub use markup::layout;
+pub use specs::markdown_reference;
 
 /// The `.TH` manual name of every page.
 pub const MANUAL: &str = "deploy-agent manual";

@@ -1,14 +1,14 @@
 //! deploy-agent-specs(5): the spec file format.
 //!
-//! The key lists mirror the parser's (`spec::parse::*_KEYS`); the tests
-//! fail when a key is missing here or documented but not accepted.
+//! The keys come from the spec key registry (`spec::keys`), the same table
+//! the parser, the renderer and the version gates read; so does the
+//! README's key reference ([`markdown_reference`]).
 
 use clap_mangen::roff::Roff;
 
-use super::markup::{
-    example, item, keys, literal, para, section, see_also, subsection, title, Key,
-};
+use super::markup::{example, item, key_item, literal, para, section, see_also, subsection, title};
 use crate::config::DEFAULT_SPECS_DIR;
+use crate::spec::keys::{self as registry, Table};
 use crate::spec::{BUILTIN_NETWORKS, MAX_SPEC_FILE_BYTES};
 
 pub(super) fn page(source: &str, date: &str) -> Roff {
@@ -28,6 +28,7 @@ pub(super) fn page(source: &str, date: &str) -> Roff {
     containers(&mut r);
     networks(&mut r);
     volumes(&mut r);
+    pods(&mut r);
     podman_versions(&mut r);
     checks(&mut r);
     escaping(&mut r);
@@ -161,7 +162,7 @@ fn containers(r: &mut Roff) {
         "`[container.NAME]` runs one container as the service `NAME.service`. Only \
          `image` is required.",
     );
-    keys(r, CONTAINER);
+    keys_of(r, Table::Container);
     subsection(r, "Resources");
     para(
         r,
@@ -170,7 +171,7 @@ fn containers(r: &mut Roff) {
          the kernel enforces depends on the host's cgroups; see \
          `systemd.resource-control`(5).",
     );
-    keys(r, RESOURCES);
+    keys_of(r, Table::Resources);
     subsection(r, "Health checks");
     para(
         r,
@@ -179,7 +180,7 @@ fn containers(r: &mut Roff) {
          the unit failed, and `on_failure` says what happens then. Every change of \
          health goes to the journal (see `deploy-agent`(1), JOURNAL).",
     );
-    keys(r, HEALTH);
+    keys_of(r, Table::Health);
     subsection(r, "Secrets");
     para(
         r,
@@ -189,7 +190,7 @@ fn containers(r: &mut Roff) {
          the container the secret's value, which never appears in a rendered file, the \
          plan, the journal or the history. A secret may be listed once per container.",
     );
-    keys(r, SECRET);
+    keys_of(r, Table::Secret);
 }
 
 fn networks(r: &mut Roff) {
@@ -199,7 +200,7 @@ fn networks(r: &mut Roff) {
         "`[network.NAME]` creates the Podman network `NAME` (Quadlet `NetworkName=`). A \
          table without keys is a network with Podman's defaults.",
     );
-    keys(r, NETWORK);
+    keys_of(r, Table::Network);
 }
 
 fn volumes(r: &mut Roff) {
@@ -210,7 +211,33 @@ fn volumes(r: &mut Roff) {
          containers mount it with `volumes = [\"NAME:/path\"]`. A table without keys is a \
          volume with Podman's defaults.",
     );
-    keys(r, VOLUME);
+    keys_of(r, Table::Volume);
+}
+
+fn pods(r: &mut Roff) {
+    section(r, "PODS");
+    para(
+        r,
+        "`[pod.NAME]` creates the Podman pod `NAME` (`NAME.pod`, the unit \
+         `NAME-pod.service`, Podman 5.0). Containers join it with `pod = \"NAME\"`: they \
+         share its network namespace, so they reach each other on `localhost`, and its \
+         published ports. A container in a pod has no `ports` or `networks` of its own.",
+    );
+    keys_of(r, Table::Pod);
+    subsection(r, "Escape hatch");
+    para(
+        r,
+        "For what no typed key says yet: `[container.NAME.quadlet]` (and \
+         `[pod.NAME.quadlet]`) take raw `[Container]` (`[Pod]`) keys, `.unit`, `.service` \
+         and `.install` raw `[Unit]`, `[Service]` and `[Install]` keys, each \
+         `Key = \"value\"` or `Key = [\"value\", ...]` (one line per value). A Quadlet \
+         key must be one the target Podman's Quadlet knows; a key a typed key renders \
+         is refused with the typed key's name; the keys Quadlet and deploy-agent set \
+         themselves (`ExecStart=`, `Type=`, `Description=`, ...) are refused. Values \
+         are written as they are, as in a hand-written file (systemd specifiers and \
+         `$` included), and still may not hold control characters; the generator's \
+         dry run checks them before any reload.",
+    );
 }
 
 fn podman_versions(r: &mut Roff) {
@@ -237,7 +264,12 @@ fn podman_versions(r: &mut Roff) {
     item(
         r,
         "5.0",
-        "`entrypoint`; `stop_timeout` as `StopTimeout=` (before: `--stop-timeout`)",
+        "`entrypoint`; `stop_timeout` as `StopTimeout=` (before: `--stop-timeout`); pods",
+    );
+    para(
+        r,
+        "Every other key that renders a Quadlet key needs the first Podman whose \
+         Quadlet has that key; the key's entry above says which.",
     );
 }
 
@@ -307,6 +339,68 @@ fn escaping(r: &mut Roff) {
          double quote; a lone `;` argument; an `image` ending in `.image` or `.build`; \
          a `:` in a volume's source or target; a `,` in a secret's `name` or `target`.",
     );
+    para(
+        r,
+        &format!(
+            "Specifiers and variables on purpose: a host path (`volumes` source, \
+             `env_files`, `devices`, a `mounts` `source=`) may start with one of {}, which \
+             systemd replaces (the agent user's home, runtime, state, configuration, cache \
+             and log directories, and its uid); any other `%` is written `%%`. `${{NAME}}` \
+             is left to systemd's environment expansion in `command`, `env` values and \
+             `podman_args` only for the names listed in `expand_env`; any other `$` is \
+             written `$$`.",
+            crate::spec::values::PATH_SPECIFIERS
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+}
+
+/// The registry's keys of `table`, as the page documents them.
+fn keys_of(r: &mut Roff, table: Table) {
+    for k in registry::of(table) {
+        key_item(r, k.name, k.kind, &doc_text(k));
+    }
+}
+
+/// A key's documentation; for a generic key, with the key it renders.
+pub(crate) fn doc_text(k: &registry::Key) -> String {
+    match k.quadlet {
+        Some((section, q)) if k.is_generic() => {
+            let since = crate::render::quadlet_keys::since(section, q)
+                .filter(|_| !section.is_systemd())
+                .map(|v| format!(" (Podman {}.{})", v.major, v.minor))
+                .unwrap_or_default();
+            format!("{} Renders `{q}=` in `[{}]`{since}.", k.doc, section.name())
+        }
+        _ => k.doc.to_string(),
+    }
+}
+
+/// The README's key reference: every key of every table, generated.
+pub fn markdown_reference() -> String {
+    let mut out = String::from("| table | key | type | meaning |\n|---|---|---|---|\n");
+    for k in registry::KEYS {
+        let table = match k.table {
+            Table::Container => "container",
+            Table::Resources => "container.resources",
+            Table::Health => "container.health",
+            Table::Secret => "container.secrets[]",
+            Table::Network => "network",
+            Table::Volume => "volume",
+            Table::Pod => "pod",
+        };
+        let text = doc_text(k).split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "| `{table}` | `{}` | {} | {} |\n",
+            k.name,
+            k.kind,
+            text.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 fn examples(r: &mut Roff) {
@@ -366,357 +460,22 @@ requires = ["db"]
 http = "http://127.0.0.1:8080/health"
 on_failure = "rollback""#;
 
-const CONTAINER: &[Key] = &[
-    Key {
-        name: "image",
-        kind: "string, required",
-        text: "The image reference, e.g. `docker.io/library/postgres:16`; no spaces. \
-               Renders `Image=`.",
-    },
-    Key {
-        name: "command",
-        kind: "exec form, default: the image's",
-        text: "The command and its arguments. Renders `Exec=`.",
-    },
-    Key {
-        name: "entrypoint",
-        kind: "exec form, default: the image's",
-        text: "Replaces the image's entrypoint. Renders `Entrypoint=` (Podman 5.0).",
-    },
-    Key {
-        name: "ports",
-        kind: "array of strings, default none",
-        text: "Published ports, `[IP:]HOST:CONTAINER[/tcp|/udp]`: `\"8080:80\"` (all \
-               addresses), `\"127.0.0.1:8080:80\"`, `\"[::1]:8080:80\"`, \
-               `\"5353:53/udp\"`. Ports are 1 to 65535. Renders `PublishPort=`.",
-    },
-    Key {
-        name: "volumes",
-        kind: "array of strings, default none",
-        text: "Mounts, `SOURCE:TARGET[:OPTIONS]`. SOURCE is a volume declared with \
-               `[volume.SOURCE]` or an absolute host path, TARGET an absolute path in the \
-               container, OPTIONS a comma-separated list of Podman's (`ro`, `rw`, `z`, \
-               `Z`, `U`, ...; not both `ro` and `rw`). A host path mounted `ro` is an \
-               input: when its contents change, the unit is restarted. Renders `Volume=`.",
-    },
-    Key {
-        name: "networks",
-        kind: "array of strings, default: Podman's default network",
-        text: "Networks to join: a network declared with `[network.NAME]`, one declared \
-               with `external = true`, or one of Podman's modes (`host`, `none`, \
-               `pasta`, ...). A name that is none of these is an error, never a network \
-               created on the fly. Renders `Network=`.",
-    },
-    Key {
-        name: "env",
-        kind: "table of strings, default none",
-        text: "Environment variables; names are letters, digits and `_`, not starting \
-               with a digit. Renders `Environment=`.",
-    },
-    Key {
-        name: "env_files",
-        kind: "array of absolute paths, default none",
-        text: "Files of `NAME=value` lines read when the container starts. They are \
-               inputs: when one changes, the unit is restarted. Renders \
-               `EnvironmentFile=`.",
-    },
-    Key {
-        name: "secrets",
-        kind: "array of tables, default none",
-        text: "Podman secrets given to the container; see Secrets.",
-    },
-    Key {
-        name: "labels",
-        kind: "table of strings, default none",
-        text: "Container labels; keys without spaces, `=` or control characters. Renders \
-               `Label=`.",
-    },
-    Key {
-        name: "user",
-        kind: "string, default: the image's",
-        text: "The user (and group) in the container, a name or `UID[:GID]`, no spaces. \
-               Renders `User=`; before Podman 4.8 only a numeric `UID[:GID]`.",
-    },
-    Key {
-        name: "workdir",
-        kind: "absolute path, default: the image's",
-        text: "The working directory in the container. Renders `WorkingDir=` (Podman 4.6).",
-    },
-    Key {
-        name: "read_only",
-        kind: "boolean, default `false`",
-        text: "Mount the container's root file system read-only. Renders `ReadOnly=true`.",
-    },
-    Key {
-        name: "init",
-        kind: "boolean, default `false`",
-        text: "Run an init process as PID 1 in the container: signals reach the service \
-               and zombies are reaped. Renders `RunInit=true`.",
-    },
-    Key {
-        name: "pull",
-        kind: "string, default `missing` (Podman's)",
-        text: "When to pull the image at start: `missing`, `always`, `newer` or `never`. \
-               Renders `Pull=` (Podman 4.6).",
-    },
-    Key {
-        name: "auto_update",
-        kind: "string, default none",
-        text: "`registry` or `local`: let `podman auto-update` update the container. \
-               Renders `AutoUpdate=` (Podman 4.6).",
-    },
-    Key {
-        name: "restart",
-        kind: "string, default `on-failure`",
-        text: "When systemd restarts the service: `always`, `on-failure` or `no`. Renders \
-               `Restart=` in `[Service]`.",
-    },
-    Key {
-        name: "start_timeout",
-        kind: "duration, default: systemd's",
-        text: "How long the service may take to start (image pull included). Renders \
-               `TimeoutStartSec=`.",
-    },
-    Key {
-        name: "stop_timeout",
-        kind: "duration, default 10 seconds (Podman's)",
-        text: "How long the container gets to stop after SIGTERM before it is killed, in \
-               whole seconds (rounded up). Renders `StopTimeout=` (before Podman 5.0: \
-               `--stop-timeout`) and `TimeoutStopSec=` 30 seconds longer, so that systemd \
-               does not kill Podman while it kills the container and cleans up.",
-    },
-    Key {
-        name: "requires",
-        kind: "array of container names, default none",
-        text: "Containers this one needs: they start first, and when one stops this one \
-               stops too. Renders `Requires=` and `After=` on `NAME.service`.",
-    },
-    Key {
-        name: "after",
-        kind: "array of container names, default none",
-        text: "Containers that start first, without a dependency. Renders `After=`.",
-    },
-    Key {
-        name: "wants",
-        kind: "array of container names, default none",
-        text: "A weak dependency: starting this one starts those too, but their failure \
-               does not matter. Renders `Wants=`.",
-    },
-    Key {
-        name: "resources",
-        kind: "table",
-        text: "Limits; see Resources.",
-    },
-    Key {
-        name: "health",
-        kind: "table",
-        text: "The health check; see Health checks.",
-    },
-];
-
-const RESOURCES: &[Key] = &[
-    Key {
-        name: "memory",
-        kind: "size, default none",
-        text: "The hard memory limit. Renders `MemoryMax=` in `[Service]` (and `Memory=` \
-               from Podman 5.5).",
-    },
-    Key {
-        name: "memory_reservation",
-        kind: "size, default none",
-        text: "Memory the service keeps under pressure, at most `memory`. Renders \
-               `MemoryLow=` (enforced on cgroup v2 only). The reservations of all \
-               services must fit the host.",
-    },
-    Key {
-        name: "cpus",
-        kind: "number, default none",
-        text: "Cores, more than 0 and at most 4096, in steps of 0.01: `0.5` is half a \
-               core. Renders `CPUQuota=` (`cpus = 0.5` is `CPUQuota=50%`).",
-    },
-    Key {
-        name: "pids",
-        kind: "integer, default none",
-        text: "The most processes the container may have, 1 to 4194304. Renders \
-               `PidsLimit=` (Podman 4.7).",
-    },
-];
-
-const HEALTH: &[Key] = &[
-    Key {
-        name: "cmd",
-        kind: "exec form",
-        text: "A command Podman runs inside the container; exit status 0 is healthy. \
-               Docker's forms `[\"CMD\", ...]` and `[\"CMD-SHELL\", \"...\"]` work too; a \
-               first word `NONE` is an error. Renders `HealthCmd=` and the other \
-               `Health*=` keys (Podman 4.5).",
-    },
-    Key {
-        name: "http",
-        kind: "string",
-        text: "An `http://` or `https://` URL the agent requests; the answer's status \
-               must be `expect_status`. Redirects are not followed and proxy settings in \
-               the environment are ignored. HTTPS is verified against the system's roots \
-               (and `ca_file`).",
-    },
-    Key {
-        name: "tcp",
-        kind: "string",
-        text: "`HOST:PORT` the agent connects to; healthy when the connection succeeds.",
-    },
-    Key {
-        name: "expect_status",
-        kind: "integer, default `200`",
-        text: "The HTTP status an `http` check expects, 100 to 599.",
-    },
-    Key {
-        name: "ca_file",
-        kind: "absolute path, default none",
-        text: "A PEM CA certificate an `https://` check trusts besides the system's roots \
-               (for a self-signed certificate).",
-    },
-    Key {
-        name: "interval",
-        kind: "duration, default `30s`",
-        text: "Time between checks; more than zero.",
-    },
-    Key {
-        name: "timeout",
-        kind: "duration, default `5s`",
-        text: "How long one check may take; more than zero, at most `interval`.",
-    },
-    Key {
-        name: "retries",
-        kind: "integer, default `3`",
-        text: "Failed checks in a row that make the unit failed, 1 to 1000.",
-    },
-    Key {
-        name: "start_period",
-        kind: "duration, default `0s`",
-        text: "Time after a start during which failures do not count.",
-    },
-    Key {
-        name: "on_failure",
-        kind: "string, default `restart`",
-        text: "What the agent does when the unit fails its checks. `restart`: restart it \
-               after `restart_delay`, then twice as long each time (10 s, 20 s, 40 s, ... by \
-               default, at most 5 minutes), at most `max_restarts` times an hour, then give \
-               up and say so. `rollback`: if this version never became healthy, \
-               put the container back on its version from the newest earlier generation \
-               that was healthy, and keep it there until its spec changes. `none`: only \
-               report.",
-    },
-    Key {
-        name: "restart_delay",
-        kind: "duration, default `10s`",
-        text: "With `on_failure = \"restart\"`: the wait before the first restart; each \
-               further restart within the hour waits twice as long, at most 5 minutes.",
-    },
-    Key {
-        name: "max_restarts",
-        kind: "integer, default `5`",
-        text: "With `on_failure = \"restart\"`: restarts within an hour before the agent \
-               gives up, 1 to 100.",
-    },
-];
-
-const SECRET: &[Key] = &[
-    Key {
-        name: "name",
-        kind: "string, required",
-        text: "The Podman secret's name; the rule of NAMES applies.",
-    },
-    Key {
-        name: "type",
-        kind: "string, default `mount`",
-        text: "`env`: the value goes into an environment variable; `mount`: into a file.",
-    },
-    Key {
-        name: "target",
-        kind: "string, default: the secret's name (Podman's)",
-        text: "For `env`, the variable's name. For `mount`, a file name (under \
-               `/run/secrets/`) or an absolute path.",
-    },
-    Key {
-        name: "source",
-        kind: "absolute path, default none",
-        text: "A file with the value. The agent creates or replaces the Podman secret from \
-               it before starting the units that use it, and restarts them when it \
-               changes. It must not be readable by group or others (`chmod 600`). \
-               Without `source`, the secret must exist (`podman secret create`).",
-    },
-];
-
-const NETWORK: &[Key] = &[
-    Key {
-        name: "subnet",
-        kind: "string, default: one Podman picks",
-        text: "The subnet in CIDR notation, e.g. `\"172.20.0.0/16\"`. Renders `Subnet=`.",
-    },
-    Key {
-        name: "gateway",
-        kind: "string, default: Podman's",
-        text: "The gateway address, inside `subnet` (which it needs). Renders `Gateway=`.",
-    },
-    Key {
-        name: "internal",
-        kind: "boolean, default `false`",
-        text: "No route out of the network. Renders `Internal=true`.",
-    },
-    Key {
-        name: "ipv6",
-        kind: "boolean, default `false`",
-        text: "Enable IPv6. Renders `IPv6=true`.",
-    },
-    Key {
-        name: "driver",
-        kind: "string, default `bridge`",
-        text: "`bridge`, `macvlan` or `ipvlan`. Renders `Driver=`.",
-    },
-    Key {
-        name: "labels",
-        kind: "table of strings, default none",
-        text: "Network labels. Renders `Label=`.",
-    },
-    Key {
-        name: "external",
-        kind: "boolean, default `false`",
-        text: "The network exists and is managed outside deploy-agent: containers may \
-               join it by name, nothing is rendered for it. Takes no other key.",
-    },
-];
-
-const VOLUME: &[Key] = &[
-    Key {
-        name: "driver",
-        kind: "string, default `local`",
-        text: "`local` or `image`. Renders `Driver=` (Podman 4.8).",
-    },
-    Key {
-        name: "labels",
-        kind: "table of strings, default none",
-        text: "Volume labels. Renders `Label=`.",
-    },
-];
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::spec::parse;
     use crate::spec::values::MOUNT_OPTIONS;
 
-    /// Each table of the format: the page's subsection title, the parser's
-    /// key list, the page's key list.
-    fn tables() -> [(&'static str, &'static [&'static str], &'static [Key]); 6] {
+    /// Each table of the format: the page's subsection title and the registry's table.
+    fn tables() -> [(&'static str, Table); 7] {
         [
-            ("CONTAINERS", parse::CONTAINER_KEYS, CONTAINER),
-            ("Resources", parse::RESOURCE_KEYS, RESOURCES),
-            ("Health checks", parse::HEALTH_KEYS, HEALTH),
-            ("Secrets", parse::SECRET_KEYS, SECRET),
-            ("NETWORKS", parse::NETWORK_KEYS, NETWORK),
-            ("VOLUMES", parse::VOLUME_KEYS, VOLUME),
+            ("CONTAINERS", Table::Container),
+            ("Resources", Table::Resources),
+            ("Health checks", Table::Health),
+            ("Secrets", Table::Secret),
+            ("NETWORKS", Table::Network),
+            ("VOLUMES", Table::Volume),
+            ("PODS", Table::Pod),
         ]
     }
 
@@ -740,23 +499,34 @@ mod tests {
     }
 
     #[test]
-    fn documents_exactly_the_keys_the_parser_accepts() {
-        for (heading, accepted, documented) in tables() {
-            let accepted: BTreeSet<&str> = accepted.iter().copied().collect();
-            let documented: BTreeSet<&str> = documented.iter().map(|k| k.name).collect();
-            assert_eq!(
-                documented, accepted,
-                "{heading}: the page's keys (left) differ from the parser's (right)"
-            );
+    fn the_readme_carries_the_generated_key_reference() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (begin, end) = ("<!-- keys:begin -->\n", "<!-- keys:end -->");
+        let a = readme
+            .find(begin)
+            .expect("README.md has the keys:begin mark")
+            + begin.len();
+        let b = readme.find(end).expect("README.md has the keys:end mark");
+        let want = markdown_reference();
+        if std::env::var_os("UPDATE_README").is_some_and(|v| v == "1") {
+            let text = format!("{}{want}{}", &readme[..a], &readme[b..]);
+            std::fs::write(&path, text).unwrap();
+            return;
         }
+        assert_eq!(
+            &readme[a..b],
+            want,
+            "README.md's key reference is stale (UPDATE_README=1 rewrites it)"
+        );
     }
 
     #[test]
     fn the_page_lists_every_key_under_its_table() {
         let page = page("deploy-agent 0", "2000-01-01").to_roff();
-        for (heading, accepted, _) in tables() {
+        for (heading, table) in tables() {
             let text = part(&page, heading);
-            for key in accepted {
+            for key in registry::names(table) {
                 assert!(
                     text.contains(&format!(".TP\n\\fB{key}\\fR (")),
                     "{key} is not documented under {heading}"

@@ -79,7 +79,7 @@ pub fn unit_for_file(name: &str) -> Option<String> {
     })
 }
 
-/// Start rank: networks and volumes before containers, containers in dependency order.
+/// Start rank: networks, volumes and pods before containers, containers in dependency order.
 fn ranks(set: &SpecSet) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     let mut i = 0;
@@ -89,6 +89,10 @@ fn ranks(set: &SpecSet) -> BTreeMap<String, usize> {
     }
     for v in set.volumes.keys() {
         out.insert(format!("{v}.volume"), i);
+        i += 1;
+    }
+    for p in set.pods.keys() {
+        out.insert(format!("{p}.pod"), i);
         i += 1;
     }
     for c in set.containers_in_order() {

@@ -29,6 +29,15 @@
 //!   `After=`, `Wants=`) `%` is written `%%` ([`setting`]); where it does
 //!   not (`Restart=`, `Timeout*Sec=`, `Memory*=`, `CPUQuota=`: systemd
 //!   rejects `CPUQuota=50%%`) the value is written as it is ([`plain`]).
+//! * On purpose, never by accident (issue 12): a host path that *starts*
+//!   with one of `spec::values::PATH_SPECIFIERS` (`%h/...`, `%t/...`; also
+//!   a `source=` of a typed mount) keeps that specifier for systemd
+//!   ([`path_value`], [`path_word`]); and `${NAME}` is kept for systemd's
+//!   environment expansion in `command`, `env` values and `podman_args` only
+//!   for the names a container lists in `expand_env` ([`word_expanding`]).
+//!   Everything else is escaped as above, so no value can add a key,
+//!   section or unit either way: the kept spans are specifiers or
+//!   `${NAME}` with NAME of letters, digits and `_`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -146,6 +155,99 @@ pub fn plain(v: &str) -> Result<String, ValueError> {
     Ok(v.to_string())
 }
 
+/// Spans of `v` kept as written: a leading path specifier, and one after
+/// `source=` / `src=` at the start of a comma-separated option.
+pub fn specifier_spans(v: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for opt in v.split(',') {
+        let path_start = if at == 0 && opt.starts_with('%') {
+            Some(0)
+        } else {
+            ["source=", "src="]
+                .iter()
+                .find(|p| opt.starts_with(**p))
+                .map(|p| p.len())
+        };
+        if let Some(off) = path_start {
+            if let Some(spec) = crate::spec::values::specifier_prefix(&opt[off..]) {
+                out.push(at + off..at + off + spec.len());
+            }
+        }
+        at += opt.len() + 1;
+    }
+    out
+}
+
+/// Spans of `${NAME}` in `v` for the NAMEs in `names`.
+pub fn expansion_spans(v: &str, names: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = v[from..].find("${") {
+        let start = from + i;
+        match v[start + 2..].find('}') {
+            Some(len) if names.iter().any(|n| *n == v[start + 2..start + 2 + len]) => {
+                let end = start + 2 + len + 1;
+                out.push(start..end);
+                from = end;
+            }
+            _ => from = start + 2,
+        }
+    }
+    out
+}
+
+/// `escape(segment)` for the parts of `v` outside `keep`, the rest as written.
+fn keeping(v: &str, keep: &[std::ops::Range<usize>], escape: impl Fn(&str, &mut String)) -> String {
+    let mut out = String::with_capacity(v.len() + 4);
+    let mut at = 0;
+    for r in keep {
+        escape(&v[at..r.start], &mut out);
+        out.push_str(&v[r.clone()]);
+        at = r.end;
+    }
+    escape(&v[at..], &mut out);
+    out
+}
+
+/// [`value`], keeping a path specifier written on purpose.
+pub fn path_value(v: &str) -> Result<String, ValueError> {
+    value(v)?;
+    Ok(keeping(v, &specifier_spans(v), |s, out| {
+        double(s, true, out)
+    }))
+}
+
+/// [`word`], keeping a path specifier written on purpose.
+pub fn path_word(v: &str) -> Result<String, ValueError> {
+    word(v)?;
+    Ok(format!(
+        "\"{}\"",
+        keeping(v, &specifier_spans(v), word_inner)
+    ))
+}
+
+/// [`word`], keeping `${NAME}` for the `names` systemd expands.
+pub fn word_expanding(v: &str, names: &[String]) -> Result<String, ValueError> {
+    word(v)?;
+    Ok(format!(
+        "\"{}\"",
+        keeping(v, &expansion_spans(v, names), word_inner)
+    ))
+}
+
+fn word_inner(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// One word of a key Quadlet splits: `"…"` with `\` and `"` escaped,
 /// `%` and `$` doubled.
 pub fn word(v: &str) -> Result<String, ValueError> {
@@ -164,15 +266,7 @@ pub fn word(v: &str) -> Result<String, ValueError> {
     }
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
+    word_inner(v, &mut out);
     out.push('"');
     Ok(out)
 }
@@ -217,7 +311,18 @@ pub const FILTERS: &[&str] = &[
     "unit_words",
     "unit_json",
     "unit_comment",
+    "unit_path_value",
+    "unit_path_word",
+    "unit_line",
 ];
+
+/// The names of a filter's `expand` argument (`expand_env`), if any.
+fn expand_arg(args: &HashMap<String, Value>) -> tera::Result<Vec<String>> {
+    match args.get("expand") {
+        Some(v) => as_strs("expand", v),
+        None => Ok(vec![]),
+    }
+}
 
 fn as_str<'a>(name: &str, v: &'a Value) -> tera::Result<&'a str> {
     v.as_str()
@@ -249,11 +354,31 @@ pub fn register(tera: &mut Tera) {
     tera.register_filter("unit_plain", |v: &Value, _: &HashMap<String, Value>| {
         wrap("unit_plain", plain(as_str("unit_plain", v)?))
     });
-    tera.register_filter("unit_word", |v: &Value, _: &HashMap<String, Value>| {
-        wrap("unit_word", word(as_str("unit_word", v)?))
+    tera.register_filter("unit_word", |v: &Value, a: &HashMap<String, Value>| {
+        let names = expand_arg(a)?;
+        wrap("unit_word", word_expanding(as_str("unit_word", v)?, &names))
     });
-    tera.register_filter("unit_words", |v: &Value, _: &HashMap<String, Value>| {
-        wrap("unit_words", words(&as_strs("unit_words", v)?))
+    tera.register_filter("unit_words", |v: &Value, a: &HashMap<String, Value>| {
+        let names = expand_arg(a)?;
+        let ws = as_strs("unit_words", v)?;
+        let joined = ws
+            .iter()
+            .map(|w| word_expanding(w, &names))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(" "));
+        wrap("unit_words", joined)
+    });
+    tera.register_filter("unit_line", |v: &Value, _: &HashMap<String, Value>| {
+        wrap("unit_line", comment(as_str("unit_line", v)?))
+    });
+    tera.register_filter(
+        "unit_path_value",
+        |v: &Value, _: &HashMap<String, Value>| {
+            wrap("unit_path_value", path_value(as_str("unit_path_value", v)?))
+        },
+    );
+    tera.register_filter("unit_path_word", |v: &Value, _: &HashMap<String, Value>| {
+        wrap("unit_path_word", path_word(as_str("unit_path_word", v)?))
     });
     tera.register_filter("unit_json", |v: &Value, _: &HashMap<String, Value>| {
         wrap("unit_json", json_argv(&as_strs("unit_json", v)?))

@@ -3,8 +3,9 @@
 //!
 //! systemd starts a dependent when its dependency's start job is done, so
 //! "started" has to mean "healthy" for that dependency:
-//! - an in-container `cmd` check on Podman 5.0 or newer: `Notify=healthy`
-//!   (Podman reports the unit ready when its healthcheck first passes);
+//! - an in-container `cmd` check on Podman 5.0 or newer, on a container
+//!   whose spec sets no `notify` of its own: `Notify=healthy` (Podman
+//!   reports the unit ready when its healthcheck first passes);
 //! - an agent-side `http`/`tcp` check, or a `cmd` check on an older Podman:
 //!   `ExecStartPost=deploy-agent wait-healthy ...`, which probes until the
 //!   first pass (see `health::ready`).
@@ -57,7 +58,11 @@ pub fn readiness(
     }
     let budget = h.start_period + h.interval * h.retries + h.timeout;
     let start_timeout = c.start_timeout.unwrap_or(SYSTEMD_START_TIMEOUT) + budget;
-    let notify_healthy = matches!(h.check, HealthCheck::Cmd(_)) && podman >= since::NOTIFY_HEALTHY;
+    // A spec's own `notify` (the container sends READY itself) stays; the
+    // waiter gates such a container instead.
+    let notify_healthy = matches!(h.check, HealthCheck::Cmd(_))
+        && podman >= since::NOTIFY_HEALTHY
+        && !c.settings.contains_key("notify");
     let wait_command = (!notify_healthy).then(|| {
         let mut argv = vec![agent_exe.to_string(), "wait-healthy".into(), c.name.clone()];
         argv.extend(check_args(&h.check));

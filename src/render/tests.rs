@@ -43,6 +43,9 @@ fn container(name: &str) -> Container {
         wants: vec![],
         resources: Resources::default(),
         health: None,
+        pod: None,
+        settings: Default::default(),
+        raw: Default::default(),
     }
 }
 
@@ -227,6 +230,7 @@ fn full_set() -> SpecSet {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             external: false,
+            settings: Default::default(),
         },
     );
     set.networks.insert(
@@ -247,6 +251,7 @@ fn full_set() -> SpecSet {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            settings: Default::default(),
         },
     );
     set

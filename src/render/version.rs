@@ -108,8 +108,11 @@ pub mod since {
     pub const VOLUME_DRIVER: V = V::new(4, 8, 0);
     pub const ENTRYPOINT: V = V::new(5, 0, 0);
     pub const STOP_TIMEOUT: V = V::new(5, 0, 0);
-    /// `Notify=healthy`: the unit is ready when the healthcheck first passes.
-    pub const NOTIFY_HEALTHY: V = V::new(5, 0, 0);
     /// `Memory=` in `[Container]` (not emitted: `[Service] MemoryMax=` works everywhere).
     pub const MEMORY: V = V::new(5, 5, 0);
+    /// `Notify=healthy` (`--sdnotify=healthy`): the unit is ready when the
+    /// healthcheck first passes.
+    pub const NOTIFY_HEALTHY: V = V::new(5, 0, 0);
+    /// `Pod=` and `.pod` files.
+    pub const POD: V = V::new(5, 0, 0);
 }

@@ -5,6 +5,7 @@
 //! line, column and key, and all errors are collected before giving up.
 
 mod diag;
+pub mod keys;
 pub mod model;
 // pub(crate): its key lists (`CONTAINER_KEYS`, ...) are what the man page
 // deploy-agent-specs(5) is checked against.

@@ -14,6 +14,7 @@ pub struct SpecSet {
     pub containers: BTreeMap<String, Container>,
     pub networks: BTreeMap<String, Network>,
     pub volumes: BTreeMap<String, Volume>,
+    pub pods: BTreeMap<String, Pod>,
     /// The spec files read, in lexical order, with their full text.
     pub files: Vec<SpecFile>,
 }
@@ -40,6 +41,8 @@ pub struct Network {
     pub external: bool,
     pub driver: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// The generic keys (`spec::keys`) that were set.
+    pub settings: Settings,
 }
 
 /// `[volume.NAME]` -> `NAME.volume` -> `NAME-volume.service`.
@@ -49,7 +52,44 @@ pub struct Volume {
     pub source: PathBuf,
     pub driver: Option<String>,
     pub labels: BTreeMap<String, String>,
+    pub settings: Settings,
 }
+
+/// `[pod.NAME]` -> `NAME.pod` -> `NAME-pod.service`: containers that join
+/// it (`pod = "NAME"`) share its network namespace and ports.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pod {
+    pub name: String,
+    pub source: PathBuf,
+    pub ports: Vec<PortMapping>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<Mount>,
+    pub labels: BTreeMap<String, String>,
+    pub settings: Settings,
+    pub raw: RawKeys,
+}
+
+/// The value of a generic key (`spec::keys`), typed by its `Ty`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Setting {
+    Str(String),
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+    Bool(bool),
+    Int(i64),
+    Duration(Duration),
+    Size(u64),
+}
+
+/// Generic keys by spec name (unique across a container's own, `resources`
+/// and `health` tables), in name order.
+pub type Settings = BTreeMap<&'static str, Setting>;
+
+/// The escape hatch (`[container.NAME.quadlet]`, `.unit`, `.service`,
+/// `.install`): raw keys per section, each with its values, in spec order.
+pub type RawKeys = BTreeMap<Section, Vec<(String, Vec<String>)>>;
+
+pub use super::keys::Section;
 
 /// `[container.NAME]` -> `NAME.container` -> `NAME.service`.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +125,12 @@ pub struct Container {
     pub wants: Vec<String>,
     pub resources: Resources,
     pub health: Option<Health>,
+    /// `pod`: the `[pod.NAME]` the container joins.
+    pub pod: Option<String>,
+    /// The generic keys of the container and its `resources` and `health` tables.
+    pub settings: Settings,
+    /// The escape hatch.
+    pub raw: RawKeys,
 }
 
 /// `"[ip:]host:container[/proto]"`.
@@ -231,6 +277,9 @@ pub mod units {
     }
     pub fn volume(name: &str) -> String {
         format!("{name}-volume.service")
+    }
+    pub fn pod(name: &str) -> String {
+        format!("{name}-pod.service")
     }
 }
 

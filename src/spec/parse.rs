@@ -11,56 +11,33 @@ use std::path::Path;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
 use super::diag::{did_you_mean, Loc, Reporter, SpecError};
+use super::keys::{self, Key, Section, Table, Ty};
 use super::model::*;
 use super::values;
 
-pub(crate) const TOP_KEYS: &[&str] = &["container", "network", "volume"];
-pub(crate) const CONTAINER_KEYS: &[&str] = &[
-    "image",
-    "command",
-    "entrypoint",
-    "ports",
-    "volumes",
-    "networks",
-    "env",
-    "env_files",
-    "secrets",
-    "labels",
-    "user",
-    "workdir",
-    "read_only",
-    "pull",
-    "auto_update",
-    "restart",
-    "init",
-    "start_timeout",
-    "stop_timeout",
-    "requires",
-    "after",
-    "wants",
-    "resources",
-    "health",
-];
-pub(crate) const RESOURCE_KEYS: &[&str] = &["memory", "memory_reservation", "cpus", "pids"];
-pub(crate) const HEALTH_KEYS: &[&str] = &[
-    "cmd",
-    "http",
-    "tcp",
-    "expect_status",
-    "ca_file",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-    "on_failure",
-    "restart_delay",
-    "max_restarts",
-];
-pub(crate) const NETWORK_KEYS: &[&str] = &[
-    "subnet", "gateway", "internal", "ipv6", "driver", "labels", "external",
-];
-pub(crate) const VOLUME_KEYS: &[&str] = &["driver", "labels"];
+pub(crate) const TOP_KEYS: &[&str] = &["container", "network", "volume", "pod"];
 pub(crate) const SECRET_KEYS: &[&str] = &["name", "type", "target", "source"];
+
+/// The escape-hatch tables of a container or pod and their sections.
+const RAW_TABLES: &[(&str, Section)] = &[
+    ("unit", Section::Unit),
+    ("service", Section::Service),
+    ("install", Section::Install),
+];
+
+/// systemd keys Quadlet sets itself or the agent relies on: a raw table may
+/// not set them.
+const OWNED_SYSTEMD_KEYS: &[(Section, &str)] = &[
+    (Section::Unit, "Description"),
+    (Section::Unit, "SourcePath"),
+    (Section::Service, "ExecStart"),
+    (Section::Service, "ExecStop"),
+    (Section::Service, "ExecStopPost"),
+    (Section::Service, "Type"),
+    (Section::Service, "KillMode"),
+    (Section::Service, "Delegate"),
+    (Section::Service, "NotifyAccess"),
+];
 
 /// What a reference names, for the cross-file checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +45,7 @@ pub(crate) enum RefKind {
     Container,
     Network,
     Volume,
+    Pod,
 }
 
 /// A name used by a container that must resolve to something declared.
@@ -85,6 +63,7 @@ pub(crate) struct ParsedFile {
     pub containers: Vec<(Container, Loc, Vec<Ref>)>,
     pub networks: Vec<(Network, Loc)>,
     pub volumes: Vec<(Volume, Loc)>,
+    pub pods: Vec<(Pod, Loc, Vec<Ref>)>,
     pub errors: Vec<SpecError>,
 }
 
@@ -127,6 +106,10 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
                 "network" => out
                     .networks
                     .push((w.network(name, t, &key, name_span), loc)),
+                "pod" => {
+                    let (p, refs) = w.pod(name, t, &key);
+                    out.pods.push((p, loc, refs));
+                }
                 _ => out.volumes.push((w.volume(name, t, &key), loc)),
             }
         }
@@ -484,9 +467,12 @@ impl<'a> Walker<'a> {
             wants: vec![],
             resources: Resources::default(),
             health: None,
+            pod: None,
+            settings: Settings::new(),
+            raw: RawKeys::new(),
         };
         let mut has_image = false;
-        for (k, item, _) in self.entries(t, prefix, Some(CONTAINER_KEYS)) {
+        for (k, item, _) in self.entries(t, prefix, Some(&keys::names(Table::Container))) {
             let key = join(prefix, k);
             let key = key.as_str();
             match k {
@@ -504,43 +490,8 @@ impl<'a> Walker<'a> {
                 }
                 "command" => c.command = self.argv(item, key),
                 "entrypoint" => c.entrypoint = self.argv(item, key),
-                "ports" => {
-                    for (i, (s, span)) in self
-                        .strings(item, key)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .enumerate()
-                    {
-                        match values::parse_port(&s) {
-                            Ok(p) => c.ports.push(p),
-                            Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
-                        }
-                    }
-                }
-                "volumes" => {
-                    for (i, (s, span)) in self
-                        .strings(item, key)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .enumerate()
-                    {
-                        let k = format!("{key}[{i}]");
-                        match values::parse_mount(&s) {
-                            Ok(m) => {
-                                if let MountSource::Volume(v) = &m.source {
-                                    refs.push(Ref {
-                                        kind: RefKind::Volume,
-                                        name: v.clone(),
-                                        key: k,
-                                        loc: self.r.at(span),
-                                    });
-                                }
-                                c.volumes.push(m);
-                            }
-                            Err(e) => self.r.error(span, &k, e, None),
-                        }
-                    }
-                }
+                "ports" => c.ports = self.ports(item, key),
+                "volumes" => c.volumes = self.mounts(item, key, &mut refs),
                 "networks" => c.networks = self.refs(item, key, RefKind::Network, &mut refs),
                 "requires" => c.requires = self.refs(item, key, RefKind::Container, &mut refs),
                 "after" => c.after = self.refs(item, key, RefKind::Container, &mut refs),
@@ -554,7 +505,7 @@ impl<'a> Walker<'a> {
                         .into_iter()
                         .enumerate()
                     {
-                        match values::check_abs_path(&s) {
+                        match values::check_host_path(&s) {
                             Ok(p) => c.env_files.push(p),
                             Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
                         }
@@ -616,16 +567,245 @@ impl<'a> Walker<'a> {
                 }
                 "start_timeout" => c.start_timeout = self.nonzero_duration(item, key),
                 "stop_timeout" => c.stop_timeout = self.nonzero_duration(item, key),
-                "resources" => c.resources = self.resources(item, key),
-                "health" => c.health = self.health(item, key),
-                _ => unreachable!("key list and match agree"),
+                "resources" => c.resources = self.resources(item, key, &mut c.settings),
+                "health" => c.health = self.health(item, key, &mut c.settings),
+                "pod" => {
+                    c.pod = self.refs_one(item, key, RefKind::Pod, &mut refs);
+                }
+                "quadlet" => self.raw(item, key, Table::Container, Section::Container, &mut c.raw),
+                k => {
+                    self.raw_or_generic(Table::Container, k, item, key, &mut c.settings, &mut c.raw)
+                }
             }
         }
         if !has_image {
             self.r
-                .error(header, prefix, "missing required key `image`", None);
+                .error(header.clone(), prefix, "missing required key `image`", None);
+        }
+        if c.pod.is_some() && (!c.ports.is_empty() || !c.networks.is_empty()) {
+            self.r.error(
+                header,
+                prefix,
+                "a container in a pod has no `ports` or `networks` of its own",
+                Some("set them on the [pod.NAME]".into()),
+            );
         }
         (c, refs)
+    }
+
+    fn ports(&mut self, item: &Item, key: &str) -> Vec<PortMapping> {
+        let mut out = Vec::new();
+        for (i, (s, span)) in self
+            .strings(item, key)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            match values::parse_port(&s) {
+                Ok(p) => out.push(p),
+                Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
+            }
+        }
+        out
+    }
+
+    fn mounts(&mut self, item: &Item, key: &str, refs: &mut Vec<Ref>) -> Vec<Mount> {
+        let mut out = Vec::new();
+        for (i, (s, span)) in self
+            .strings(item, key)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let k = format!("{key}[{i}]");
+            match values::parse_mount(&s) {
+                Ok(m) => {
+                    if let MountSource::Volume(v) = &m.source {
+                        refs.push(Ref {
+                            kind: RefKind::Volume,
+                            name: v.clone(),
+                            key: k,
+                            loc: self.r.at(span),
+                        });
+                    }
+                    out.push(m);
+                }
+                Err(e) => self.r.error(span, &k, e, None),
+            }
+        }
+        out
+    }
+
+    /// One name referenced from `key` (`pod`), checked and recorded.
+    fn refs_one(
+        &mut self,
+        item: &Item,
+        key: &str,
+        kind: RefKind,
+        refs: &mut Vec<Ref>,
+    ) -> Option<String> {
+        let name = self.parsed(item, key, |s| values::check_name(s).map(|_| s.to_string()))?;
+        refs.push(Ref {
+            kind,
+            name: name.clone(),
+            key: key.to_string(),
+            loc: self.r.at(item.span()),
+        });
+        Some(name)
+    }
+
+    /// A generic key of `table` (see `keys.rs`), read by its type.
+    fn generic(
+        &mut self,
+        table: Table,
+        name: &str,
+        item: &Item,
+        key: &str,
+        settings: &mut Settings,
+    ) {
+        let Some(k) = keys::find(table, name).filter(|k| k.is_generic()) else {
+            unreachable!("{name}: the key list and the parser agree");
+        };
+        if let Some(v) = self.setting(k, item, key) {
+            settings.insert(k.name, v);
+        }
+    }
+
+    /// A raw table (`unit`, `service`, `install`) or a generic key.
+    fn raw_or_generic(
+        &mut self,
+        table: Table,
+        name: &str,
+        item: &Item,
+        key: &str,
+        settings: &mut Settings,
+        raw: &mut RawKeys,
+    ) {
+        match RAW_TABLES.iter().find(|(n, _)| *n == name) {
+            Some((_, section)) => self.raw(item, key, table, *section, raw),
+            None => self.generic(table, name, item, key, settings),
+        }
+    }
+
+    fn setting(&mut self, k: &Key, item: &Item, key: &str) -> Option<Setting> {
+        let check = |c: keys::Check, s: &str| c(s);
+        Some(match k.ty {
+            Ty::Custom => unreachable!("custom keys have their own code"),
+            Ty::Str(c) => {
+                Setting::Str(self.parsed(item, key, |s| check(c, s).map(|_| s.to_string()))?)
+            }
+            Ty::List(c) => {
+                let mut out = Vec::new();
+                for (i, (s, span)) in self.strings(item, key)?.into_iter().enumerate() {
+                    match c(&s) {
+                        Ok(()) => out.push(s),
+                        Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
+                    }
+                }
+                Setting::List(out)
+            }
+            Ty::Map(ck, cv) => {
+                let map = self.string_map(item, key, ck);
+                let bad: Vec<(String, String)> = map
+                    .iter()
+                    .filter_map(|(mk, v)| cv(v).err().map(|e| (mk.clone(), e)))
+                    .collect();
+                for (mk, e) in bad {
+                    self.r.error(item.span(), &join(key, &mk), e, None);
+                }
+                Setting::Map(map)
+            }
+            Ty::Bool => Setting::Bool(self.boolean(item, key)?),
+            Ty::BoolOr(words) => match item.as_bool() {
+                Some(b) => Setting::Bool(b),
+                None => {
+                    let mut opts: Vec<(&str, &str)> = vec![("true", "true"), ("false", "false")];
+                    opts.extend(words.iter().map(|w| (*w, *w)));
+                    let w = self.choice(item, key, &opts)?;
+                    match w {
+                        "true" | "false" => Setting::Bool(w == "true"),
+                        w => Setting::Str(w.to_string()),
+                    }
+                }
+            },
+            Ty::Int(min, max) => Setting::Int(self.integer(item, key, min, max)?),
+            Ty::Duration => Setting::Duration(self.nonzero_duration(item, key)?),
+            Ty::Size => Setting::Size(self.size(item, key)?),
+            Ty::Argv => Setting::List(self.argv(item, key)?),
+            Ty::Choice(words) => {
+                let opts: Vec<(&str, &str)> = words.iter().map(|w| (*w, *w)).collect();
+                Setting::Str(self.choice(item, key, &opts)?.to_string())
+            }
+        })
+    }
+
+    /// An escape-hatch table: `{ Key = "value" or ["v", ...] }` for `section`.
+    /// Keys are checked against what the newest known Quadlet has (the
+    /// target version is checked at render), against the typed keys (which
+    /// must be used instead) and against the keys Quadlet and the agent set.
+    fn raw(
+        &mut self,
+        item: &Item,
+        prefix: &str,
+        table: Table,
+        section: Section,
+        raw: &mut RawKeys,
+    ) {
+        let Some(t) = self.table(item, prefix) else {
+            return;
+        };
+        let mut out = Vec::new();
+        for (k, v, span) in self.entries(t, prefix, None) {
+            let key = join(prefix, k);
+            if let Err(e) = raw_key_ok(table, section, k) {
+                let (msg, hint) = e;
+                self.r.error(span, &key, msg, hint);
+                continue;
+            }
+            let vals = if v.as_array().is_some() {
+                self.strings(v, &key)
+                    .map(|v| v.into_iter().map(|(s, _)| s).collect())
+            } else {
+                self.string(v, &key).map(|s| vec![s])
+            };
+            let Some(vals) = vals else { continue };
+            if let Some(bad) = vals
+                .iter()
+                .find(|s| s.trim().is_empty() || s.ends_with('\\'))
+            {
+                self.r.error(
+                    v.span(),
+                    &key,
+                    format!("{bad:?} is empty or ends with a backslash"),
+                    None,
+                );
+                continue;
+            }
+            out.push((k.to_string(), vals));
+        }
+        raw.insert(section, out);
+    }
+
+    fn pod(&mut self, name: &str, t: &dyn TableLike, prefix: &str) -> (Pod, Vec<Ref>) {
+        let mut refs = Vec::new();
+        let mut p = Pod {
+            name: name.to_string(),
+            source: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        for (k, item, _) in self.entries(t, prefix, Some(&keys::names(Table::Pod))) {
+            let key = join(prefix, k);
+            let key = key.as_str();
+            match k {
+                "ports" => p.ports = self.ports(item, key),
+                "networks" => p.networks = self.refs(item, key, RefKind::Network, &mut refs),
+                "volumes" => p.volumes = self.mounts(item, key, &mut refs),
+                "labels" => p.labels = self.string_map(item, key, values::check_label_key),
+                "quadlet" => self.raw(item, key, Table::Pod, Section::Pod, &mut p.raw),
+                k => self.raw_or_generic(Table::Pod, k, item, key, &mut p.settings, &mut p.raw),
+            }
+        }
+        (p, refs)
     }
 
     fn nonzero_duration(&mut self, item: &Item, key: &str) -> Option<std::time::Duration> {
@@ -722,9 +902,19 @@ impl<'a> Walker<'a> {
                     self.r.error(tspan.clone(), &format!("{k}.target"), e, None);
                 }
             }
-            if out.iter().any(|s| s.name == name) {
-                self.r
-                    .error(span, &k, format!("secret {name:?} is listed twice"), None);
+            // One secret may go to several targets (Podman accepts it); the
+            // same secret to the same target twice is a mistake.
+            let target_text = target.as_ref().map(|(t, _)| t.as_str());
+            if out
+                .iter()
+                .any(|s| s.name == name && s.kind == kind && s.target.as_deref() == target_text)
+            {
+                self.r.error(
+                    span,
+                    &k,
+                    format!("secret {name:?} is listed twice for the same target"),
+                    None,
+                );
                 continue;
             }
             out.push(Secret {
@@ -737,13 +927,13 @@ impl<'a> Walker<'a> {
         out
     }
 
-    fn resources(&mut self, item: &Item, prefix: &str) -> Resources {
+    fn resources(&mut self, item: &Item, prefix: &str, settings: &mut Settings) -> Resources {
         let mut r = Resources::default();
         let Some(t) = self.table(item, prefix) else {
             return r;
         };
         let mut reservation_span = None;
-        for (k, v, _) in self.entries(t, prefix, Some(RESOURCE_KEYS)) {
+        for (k, v, _) in self.entries(t, prefix, Some(&keys::names(Table::Resources))) {
             let key = join(prefix, k);
             match k {
                 "memory" => r.memory = self.size(v, &key),
@@ -780,7 +970,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 "pids" => r.pids = self.integer(v, &key, 1, 4_194_304).map(|n| n as u32),
-                _ => unreachable!(),
+                k => self.generic(Table::Resources, k, v, &key, settings),
             }
         }
         if let (Some(mem), Some(res)) = (r.memory, r.memory_reservation) {
@@ -796,7 +986,7 @@ impl<'a> Walker<'a> {
         r
     }
 
-    fn health(&mut self, item: &Item, prefix: &str) -> Option<Health> {
+    fn health(&mut self, item: &Item, prefix: &str, settings: &mut Settings) -> Option<Health> {
         let t = self.table(item, prefix)?;
         let mut checks: Vec<(&str, HealthCheck)> = Vec::new();
         let mut expect_status = None;
@@ -812,8 +1002,9 @@ impl<'a> Walker<'a> {
             max_restarts: DEFAULT_MAX_RESTARTS,
         };
         let mut ok = true;
+        let mut timeout_written = false;
         let errors_before = self.r.errors.len();
-        for (k, v, _) in self.entries(t, prefix, Some(HEALTH_KEYS)) {
+        for (k, v, _) in self.entries(t, prefix, Some(&keys::names(Table::Health))) {
             let key = join(prefix, k);
             match k {
                 "cmd" => {
@@ -849,7 +1040,10 @@ impl<'a> Walker<'a> {
                         .map(|p| (p, v.span()))
                 }
                 "interval" => h.interval = self.nonzero_duration(v, &key).unwrap_or(h.interval),
-                "timeout" => h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout),
+                "timeout" => {
+                    timeout_written = true;
+                    h.timeout = self.nonzero_duration(v, &key).unwrap_or(h.timeout)
+                }
                 "start_period" => h.start_period = self.duration(v, &key).unwrap_or_default(),
                 "retries" => h.retries = self.integer(v, &key, 1, 1000).unwrap_or(3) as u32,
                 "restart_delay" => {
@@ -871,7 +1065,7 @@ impl<'a> Walker<'a> {
                         )
                         .unwrap_or_default()
                 }
-                _ => unreachable!(),
+                k => self.generic(Table::Health, k, v, &key, settings),
             }
         }
         let header = item.span();
@@ -948,11 +1142,17 @@ impl<'a> Walker<'a> {
             }
             _ => {}
         }
-        if h.timeout > h.interval {
+        // Only a timeout the spec writes is compared, and only for the
+        // agent's own probes (one at a time per interval); Podman allows a
+        // `cmd` check's timeout to be longer than its interval. An unwritten
+        // timeout is the default, at most the interval.
+        if !timeout_written {
+            h.timeout = h.timeout.min(h.interval);
+        } else if h.timeout > h.interval && !matches!(h.check, HealthCheck::Cmd(_)) {
             self.r.error(
                 header.clone(),
                 &join(prefix, "timeout"),
-                "the timeout is longer than the interval",
+                "the timeout of an `http` or `tcp` check is longer than its interval",
                 None,
             );
         }
@@ -967,7 +1167,7 @@ impl<'a> Walker<'a> {
         };
         let mut subnet = None;
         let mut gateway = None;
-        let entries = self.entries(t, prefix, Some(NETWORK_KEYS));
+        let entries = self.entries(t, prefix, Some(&keys::names(Table::Network)));
         for (k, v, _) in &entries {
             let key = join(prefix, k);
             match *k {
@@ -1004,7 +1204,7 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => n.labels = self.string_map(v, &key, values::check_label_key),
-                _ => unreachable!(),
+                k => self.generic(Table::Network, k, v, &key, &mut n.settings),
             }
         }
         if n.external && entries.len() > 1 {
@@ -1044,7 +1244,7 @@ impl<'a> Walker<'a> {
             source: self.path.to_path_buf(),
             ..Default::default()
         };
-        for (k, v, _) in self.entries(t, prefix, Some(VOLUME_KEYS)) {
+        for (k, v, _) in self.entries(t, prefix, Some(&keys::names(Table::Volume))) {
             let key = join(prefix, k);
             match k {
                 "driver" => {
@@ -1053,7 +1253,7 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => vol.labels = self.string_map(v, &key, values::check_label_key),
-                _ => unreachable!(),
+                k => self.generic(Table::Volume, k, v, &key, &mut vol.settings),
             }
         }
         vol
@@ -1131,4 +1331,59 @@ fn check_tcp_addr(s: &str) -> Result<String, String> {
         Ok(p) if p > 0 => Ok(s.to_string()),
         _ => Err(err()),
     }
+}
+
+/// Whether an escape-hatch table may set `key` in `section`: a known key
+/// (Quadlet's, by the newest Podman this agent knows; systemd's, by form),
+/// not one a typed key renders, not one Quadlet or the agent sets itself.
+fn raw_key_ok(table: Table, section: Section, key: &str) -> Result<(), (String, Option<String>)> {
+    use crate::render::{quadlet_keys, PodmanVersion};
+    if key.is_empty()
+        || !key.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !key.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err((
+            format!("{key:?} is not a unit-file key (letters and digits, starting with a letter)"),
+            None,
+        ));
+    }
+    if let Some(typed) = keys::typed_for(table, section, key) {
+        return Err((
+            format!("{key}= is what a typed key renders"),
+            Some(format!("use `{}` instead", typed.name)),
+        ));
+    }
+    if section.is_systemd() {
+        if OWNED_SYSTEMD_KEYS.contains(&(section, key)) {
+            return Err((
+                format!(
+                    "[{}] {key}= is set by Quadlet or deploy-agent and cannot be changed",
+                    section.name()
+                ),
+                None,
+            ));
+        }
+        return Ok(());
+    }
+    let known: Vec<&str> = quadlet_keys::known(section, PodmanVersion::NEWEST).collect();
+    if ["ContainerName", "PodName", "ServiceName"].contains(&key) {
+        return Err((
+            format!("{key}= is set by deploy-agent from the spec's name"),
+            None,
+        ));
+    }
+    if known.contains(&key) {
+        return Ok(());
+    }
+    let hint = did_you_mean(key, known.iter().copied()).or_else(|| {
+        Some(format!(
+            "Podman {} Quadlet's [{}] keys: see podman-systemd.unit(5)",
+            PodmanVersion::NEWEST,
+            section.name()
+        ))
+    });
+    Err((
+        format!("[{}] {key}= is not a key Quadlet knows", section.name()),
+        hint,
+    ))
 }

@@ -184,7 +184,7 @@ fn bad_sizes_durations_ports_cpus() {
         ),
         (
             "[container.web.health]\ntcp = \"x:1\"\ntimeout = \"1m\"\ninterval = \"10s\"\n",
-            "timeout is longer than the interval",
+            "is longer than its interval",
         ),
         (
             "[container.web.health]\ntcp = \"x:99999\"\n",

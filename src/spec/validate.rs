@@ -31,6 +31,7 @@ pub(crate) fn merge(
     let mut container_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut network_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut volume_locs: BTreeMap<String, Loc> = BTreeMap::new();
+    let mut pod_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut refs: Vec<(String, Ref)> = Vec::new();
 
     fn dup(kind: &str, name: &str, first: &Loc, again: &Loc) -> SpecError {
@@ -72,6 +73,15 @@ pub(crate) fn merge(
             volume_locs.insert(v.name.clone(), loc);
             set.volumes.insert(v.name.clone(), v);
         }
+        for (p, loc, prefs) in file.pods {
+            if let Some(first) = pod_locs.get(&p.name) {
+                errors.push(dup("pod", &p.name, first, &loc));
+                continue;
+            }
+            refs.extend(prefs.into_iter().map(|r| (format!("pod.{}", p.name), r)));
+            pod_locs.insert(p.name.clone(), loc);
+            set.pods.insert(p.name.clone(), p);
+        }
     }
 
     // Two entries of different kinds must not end up as the same systemd unit.
@@ -88,6 +98,11 @@ pub(crate) fn merge(
             volume_locs
                 .iter()
                 .map(|(n, l)| (units::volume(n), format!("volume.{n}"), l)),
+        )
+        .chain(
+            pod_locs
+                .iter()
+                .map(|(n, l)| (units::pod(n), format!("pod.{n}"), l)),
         );
     for (unit, key, loc) in all {
         if let Some((other, _)) = unit_owner.get(&unit) {
@@ -109,6 +124,7 @@ pub(crate) fn merge(
                 "network",
             ),
             RefKind::Volume => (set.volumes.contains_key(&r.name), "volume"),
+            RefKind::Pod => (set.pods.contains_key(&r.name), "pod"),
         };
         // The names to suggest from, listed only for a reference that does
         // not resolve: listing them for every reference made validation
@@ -123,6 +139,7 @@ pub(crate) fn merge(
                     .chain(BUILTIN_NETWORKS.iter().copied())
                     .collect(),
                 RefKind::Volume => set.volumes.keys().map(String::as_str).collect(),
+                RefKind::Pod => set.pods.keys().map(String::as_str).collect(),
             }
         };
         if r.kind == RefKind::Container && &r.name == owner {
@@ -140,6 +157,7 @@ pub(crate) fn merge(
                     ),
                     RefKind::Volume => format!("declare it with [volume.{}], or use an absolute host path", r.name),
                     RefKind::Container => format!("no [container.{}] in any spec file", r.name),
+                    RefKind::Pod => format!("declare it with [pod.{}]", r.name),
                 })
             });
             errors.push(

@@ -203,8 +203,8 @@ pub fn parse_mount(s: &str) -> Result<Mount, String> {
             ))
         }
     };
-    let source = if src.starts_with('/') {
-        MountSource::Host(check_abs_path(src)?)
+    let source = if src.starts_with('/') || src.starts_with('%') {
+        MountSource::Host(check_host_path(src)?)
     } else {
         check_name(src).map_err(|e| format!("volume {s:?}: {e}"))?;
         MountSource::Volume(src.to_string())
@@ -262,6 +262,290 @@ pub fn check_label_key(k: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------- issue-12 keys
+//
+// Checks of the generic keys (`keys.rs`). Each takes one string: an element
+// of a list or a value of a table. Values reach the unit file through the
+// renderer's escaping; these checks are about meaning, and about what
+// Podman would read differently from what the spec says.
+
+/// The systemd specifiers a path-valued key may start with (per-user
+/// directories of the agent's user): `%h` home, `%t` runtime directory,
+/// `%S` state, `%E` configuration, `%C` cache, `%L` logs, and
+/// `/run/user/%U` (the uid). Anywhere else a `%` is written as it is.
+pub const PATH_SPECIFIERS: &[&str] = &["%h", "%t", "%S", "%E", "%C", "%L", "/run/user/%U"];
+
+/// The specifier prefix `p` starts with, if any (followed by `/` or the end).
+pub fn specifier_prefix(p: &str) -> Option<&'static str> {
+    PATH_SPECIFIERS.iter().copied().find(|s| {
+        p.strip_prefix(s)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// A host path: absolute, or starting with one of [`PATH_SPECIFIERS`].
+pub fn check_host_path(p: &str) -> Result<PathBuf, String> {
+    match specifier_prefix(p) {
+        Some(spec) => {
+            let rest = &p[spec.len()..];
+            check_abs_path(if rest.is_empty() { "/" } else { rest })
+                .map_err(|e| format!("path {p:?}: {e}"))?;
+            Ok(PathBuf::from(p))
+        }
+        None if p.starts_with('%') => Err(format!(
+            "path {p:?} starts with a specifier deploy-agent does not expand there: a host path may start with {}",
+            PATH_SPECIFIERS.join(", ")
+        )),
+        None => check_abs_path(p),
+    }
+}
+
+/// One word without spaces.
+pub fn check_word(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "invalid value {s:?}: it must be non-empty and contain no spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// `NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`.
+pub fn check_capability(s: &str) -> Result<(), String> {
+    let name = s.strip_prefix("CAP_").unwrap_or(s);
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("invalid capability {s:?}: write it in capitals, e.g. \"NET_ADMIN\", \"CAP_SYS_TIME\" or \"ALL\""));
+    }
+    Ok(())
+}
+
+/// `HOST[:CONTAINER][:PERMS]`.
+pub fn check_device(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let err =
+        |why: &str| format!("invalid device {s:?}: {why}; write \"HOST[:CONTAINER][:PERMS]\"");
+    let perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| "rwm".contains(c));
+    check_host_path(parts[0]).map_err(|e| err(&e))?;
+    match parts.as_slice() {
+        [_] => Ok(()),
+        [_, x] if perms(x) => Ok(()),
+        [_, c] | [_, c, _] if !c.starts_with('/') => {
+            Err(err("the container path must be absolute"))
+        }
+        [_, _] => Ok(()),
+        [_, _, p] if perms(p) => Ok(()),
+        [_, _, _] => Err(err("PERMS are letters of r, w and m")),
+        _ => Err(err("too many ':'")),
+    }
+}
+
+/// `/path[:options]`.
+pub fn check_tmpfs(s: &str) -> Result<(), String> {
+    let (path, opts) = s.split_once(':').unwrap_or((s, ""));
+    check_abs_path(path).map_err(|e| format!("invalid tmpfs {s:?}: {e}"))?;
+    if opts.chars().any(char::is_whitespace) {
+        return Err(format!("invalid tmpfs {s:?}: options without spaces"));
+    }
+    Ok(())
+}
+
+/// `type=bind,source=...,target=...`: Podman's `--mount`.
+pub fn check_typed_mount(s: &str) -> Result<(), String> {
+    let err = |why: &str| format!("invalid mount {s:?}: {why}");
+    let mut ty = None;
+    let mut target = false;
+    for part in s.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k {
+            "type" => ty = Some(v),
+            "target" | "dst" | "destination" => {
+                check_abs_path(v).map_err(|e| err(&e))?;
+                target = true
+            }
+            "source" | "src" if v.starts_with('/') || v.starts_with('%') => {
+                check_host_path(v).map_err(|e| err(&e))?;
+            }
+            "" => return Err(err("an empty option")),
+            _ => {}
+        }
+    }
+    match ty {
+        None => Err(err(
+            "it needs a type=, e.g. \"type=bind,source=/srv/x,target=/x\"",
+        )),
+        Some("bind" | "volume" | "tmpfs" | "image" | "devpts" | "glob" | "ramfs" | "artifact")
+            if target =>
+        {
+            Ok(())
+        }
+        Some("bind" | "volume" | "tmpfs" | "image" | "devpts" | "glob" | "ramfs" | "artifact") => {
+            Err(err("it needs a target="))
+        }
+        Some(t) => Err(err(&format!("unknown type {t:?}"))),
+    }
+}
+
+/// `keep-id[:uid=..,gid=..]`, `auto[:...]`, `host`, `nomap`, `private`, `ns:PATH`.
+pub fn check_userns(s: &str) -> Result<(), String> {
+    let (mode, rest) = s.split_once(':').unwrap_or((s, ""));
+    let ok = match mode {
+        "keep-id" | "auto" => true,
+        "host" | "nomap" | "private" => rest.is_empty(),
+        "ns" => rest.starts_with('/'),
+        _ => false,
+    };
+    if !ok || s.chars().any(char::is_whitespace) {
+        return Err(format!("invalid userns {s:?}: one of \"keep-id\" (\"keep-id:uid=1000,gid=1000\"), \"auto\", \"host\", \"nomap\", \"private\", \"ns:PATH\""));
+    }
+    Ok(())
+}
+
+/// `CONTAINER:HOST:COUNT` (Podman's `+`/`@` flags allowed).
+pub fn check_id_map(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |p: &str| {
+        let p = p.trim_start_matches(['+', '@']);
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    if parts.len() == 3 && parts.iter().all(|p| num(p)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid id mapping {s:?}: write CONTAINER:HOST:COUNT, e.g. \"0:1000:1\""
+        ))
+    }
+}
+
+/// A host name or DNS name: letters, digits, `-`, `.`, `_`.
+pub fn check_hostname(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {s:?}: letters, digits, '-', '.' and '_', at most 253"
+        ))
+    }
+}
+
+pub fn check_ip(s: &str) -> Result<(), String> {
+    s.parse::<std::net::IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("invalid IP address {s:?}"))
+}
+
+/// `HOST:IP` (`host-gateway` for the host).
+pub fn check_extra_host(s: &str) -> Result<(), String> {
+    let err = || format!("invalid host entry {s:?}: write \"HOST:IP\", e.g. \"db.local:10.0.0.5\"");
+    let (host, ip) = s.split_once(':').ok_or_else(err)?;
+    check_hostname(host).map_err(|_| err())?;
+    if ip == "host-gateway" || check_ip(ip).is_ok() {
+        Ok(())
+    } else {
+        Err(err())
+    }
+}
+
+pub const ULIMITS: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+pub fn check_ulimit_name(s: &str) -> Result<(), String> {
+    if ULIMITS.contains(&s) {
+        return Ok(());
+    }
+    let hint = super::diag::did_you_mean(s, ULIMITS.iter().copied())
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    Err(format!("unknown ulimit {s:?}{hint}"))
+}
+
+/// `SOFT[:HARD]`, each a number or `-1` / `unlimited`.
+pub fn check_ulimit(s: &str) -> Result<(), String> {
+    let n = |p: &str| {
+        p == "-1" || p == "unlimited" || (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let ok = match s.split_once(':') {
+        Some((a, b)) => n(a) && n(b),
+        None => n(s),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid ulimit {s:?}: write \"SOFT[:HARD]\", numbers or -1"
+        ))
+    }
+}
+
+pub fn check_sysctl_key(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    {
+        Ok(())
+    } else {
+        Err(format!("invalid sysctl name {s:?}"))
+    }
+}
+
+/// An option name: letters, digits, `_`, `-`, `.`.
+pub fn check_opt_key(s: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid option name {s:?}: letters, digits, '.', '_' and '-'"
+        ))
+    }
+}
+
+/// `SIGTERM`, `TERM`, `SIGRTMIN+3`, `15`.
+pub fn check_signal(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid signal {s:?}: e.g. \"SIGTERM\", \"SIGINT\" or \"15\""
+        ))
+    }
+}
+
+pub fn check_container_path(s: &str) -> Result<(), String> {
+    check_abs_path(s).map(|_| ())
+}
+
+pub fn check_env_name_ok(s: &str) -> Result<(), String> {
+    check_env_name(s)
 }
 
 #[cfg(test)]

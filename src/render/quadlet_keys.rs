@@ -1,0 +1,170 @@
+//! What each Podman release's Quadlet knows: the first release with each
+//! key of the `[Container]`, `[Pod]`, `[Network]`, `[Volume]` and `[Image]`
+//! sections. Version gates of the generic spec keys (`spec::keys`) and the
+//! escape hatch's key check read it.
+//!
+//! Derived from the Podman sources, `supported*Keys` in
+//! `pkg/systemd/quadlet/quadlet.go` at the tags v4.4.0 ... v5.5.0, and
+//! never earlier than podman-systemd.unit(5) documents the key at the
+//! releases of `tests/fixtures/quadlet-keys-podman-*.txt` (`Mask=` is
+//! accepted from 4.6 but documented from 5.0: 5.0). Keys Podman removed
+//! (`RemapUid=`, `VolatileTmp=`) or does not document (`ServiceName=`) are
+//! not listed. (No test cross-checks this table against the fixtures yet.)
+
+use super::version::PodmanVersion as V;
+use crate::spec::keys::Section;
+
+/// The first Podman whose Quadlet has `key` in `section`; `None`: unknown.
+pub fn since(section: Section, key: &str) -> Option<V> {
+    KEYS.iter()
+        .find(|(s, k, _)| *s == section && *k == key)
+        .map(|(_, _, v)| *v)
+}
+
+/// The keys of `section` the Quadlet of `podman` knows.
+pub fn known(section: Section, podman: V) -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(move |(s, _, v)| *s == section && *v <= podman)
+        .map(|(_, k, _)| *k)
+}
+
+/// (section, key, first release), sorted by section and key.
+pub const KEYS: &[(Section, &str, V)] = &[
+    (Section::Container, "AddCapability", V::new(4, 4, 0)),
+    (Section::Container, "AddDevice", V::new(4, 4, 0)),
+    (Section::Container, "AddHost", V::new(5, 3, 0)),
+    (Section::Container, "Annotation", V::new(4, 4, 0)),
+    (Section::Container, "AutoUpdate", V::new(4, 6, 0)),
+    (Section::Container, "CgroupsMode", V::new(5, 3, 0)),
+    (Section::Container, "ContainerName", V::new(4, 4, 0)),
+    (Section::Container, "ContainersConfModule", V::new(4, 8, 0)),
+    (Section::Container, "DNS", V::new(4, 7, 0)),
+    (Section::Container, "DNSOption", V::new(4, 7, 0)),
+    (Section::Container, "DNSSearch", V::new(4, 7, 0)),
+    (Section::Container, "DropCapability", V::new(4, 4, 0)),
+    (Section::Container, "Entrypoint", V::new(5, 0, 0)),
+    (Section::Container, "Environment", V::new(4, 4, 0)),
+    (Section::Container, "EnvironmentFile", V::new(4, 4, 0)),
+    (Section::Container, "EnvironmentHost", V::new(4, 4, 0)),
+    (Section::Container, "Exec", V::new(4, 4, 0)),
+    (Section::Container, "ExposeHostPort", V::new(4, 4, 0)),
+    (Section::Container, "GIDMap", V::new(4, 8, 0)),
+    (Section::Container, "GlobalArgs", V::new(4, 8, 0)),
+    (Section::Container, "Group", V::new(4, 4, 0)),
+    (Section::Container, "GroupAdd", V::new(5, 1, 0)),
+    (Section::Container, "HealthCmd", V::new(4, 5, 0)),
+    (Section::Container, "HealthInterval", V::new(4, 5, 0)),
+    (Section::Container, "HealthLogDestination", V::new(5, 3, 0)),
+    (Section::Container, "HealthMaxLogCount", V::new(5, 3, 0)),
+    (Section::Container, "HealthMaxLogSize", V::new(5, 3, 0)),
+    (Section::Container, "HealthOnFailure", V::new(4, 5, 0)),
+    (Section::Container, "HealthRetries", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartPeriod", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartupCmd", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartupInterval", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartupRetries", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartupSuccess", V::new(4, 5, 0)),
+    (Section::Container, "HealthStartupTimeout", V::new(4, 5, 0)),
+    (Section::Container, "HealthTimeout", V::new(4, 5, 0)),
+    (Section::Container, "HostName", V::new(4, 6, 0)),
+    (Section::Container, "IP", V::new(4, 5, 0)),
+    (Section::Container, "IP6", V::new(4, 5, 0)),
+    (Section::Container, "Image", V::new(4, 4, 0)),
+    (Section::Container, "Label", V::new(4, 4, 0)),
+    (Section::Container, "LogDriver", V::new(4, 5, 0)),
+    (Section::Container, "LogOpt", V::new(5, 2, 0)),
+    (Section::Container, "Mask", V::new(5, 0, 0)),
+    (Section::Container, "Memory", V::new(5, 5, 0)),
+    (Section::Container, "Mount", V::new(4, 5, 0)),
+    (Section::Container, "Network", V::new(4, 4, 0)),
+    (Section::Container, "NetworkAlias", V::new(5, 2, 0)),
+    (Section::Container, "NoNewPrivileges", V::new(4, 4, 0)),
+    (Section::Container, "Notify", V::new(4, 4, 0)),
+    (Section::Container, "PidsLimit", V::new(4, 7, 0)),
+    (Section::Container, "Pod", V::new(5, 0, 0)),
+    (Section::Container, "PodmanArgs", V::new(4, 4, 0)),
+    (Section::Container, "PublishPort", V::new(4, 4, 0)),
+    (Section::Container, "Pull", V::new(4, 6, 0)),
+    (Section::Container, "ReadOnly", V::new(4, 4, 0)),
+    (Section::Container, "ReadOnlyTmpfs", V::new(4, 8, 0)),
+    (Section::Container, "ReloadCmd", V::new(5, 5, 0)),
+    (Section::Container, "ReloadSignal", V::new(5, 5, 0)),
+    (Section::Container, "Retry", V::new(5, 5, 0)),
+    (Section::Container, "RetryDelay", V::new(5, 5, 0)),
+    (Section::Container, "Rootfs", V::new(4, 5, 0)),
+    (Section::Container, "RunInit", V::new(4, 4, 0)),
+    (Section::Container, "SeccompProfile", V::new(4, 4, 0)),
+    (Section::Container, "Secret", V::new(4, 5, 0)),
+    (Section::Container, "SecurityLabelDisable", V::new(4, 5, 0)),
+    (Section::Container, "SecurityLabelFileType", V::new(4, 5, 0)),
+    (Section::Container, "SecurityLabelLevel", V::new(4, 5, 0)),
+    (Section::Container, "SecurityLabelNested", V::new(4, 6, 0)),
+    (Section::Container, "SecurityLabelType", V::new(4, 5, 0)),
+    (Section::Container, "ShmSize", V::new(4, 7, 0)),
+    (Section::Container, "StartWithPod", V::new(5, 3, 0)),
+    (Section::Container, "StopSignal", V::new(5, 2, 0)),
+    (Section::Container, "StopTimeout", V::new(5, 0, 0)),
+    (Section::Container, "SubGIDMap", V::new(4, 8, 0)),
+    (Section::Container, "SubUIDMap", V::new(4, 8, 0)),
+    (Section::Container, "Sysctl", V::new(4, 6, 0)),
+    (Section::Container, "Timezone", V::new(4, 4, 0)),
+    (Section::Container, "Tmpfs", V::new(4, 5, 0)),
+    (Section::Container, "UIDMap", V::new(4, 8, 0)),
+    (Section::Container, "Ulimit", V::new(4, 7, 0)),
+    (Section::Container, "Unmask", V::new(5, 0, 0)),
+    (Section::Container, "User", V::new(4, 4, 0)),
+    (Section::Container, "UserNS", V::new(4, 5, 0)),
+    (Section::Container, "Volume", V::new(4, 4, 0)),
+    (Section::Container, "WorkingDir", V::new(4, 6, 0)),
+    (Section::Network, "ContainersConfModule", V::new(4, 8, 0)),
+    (Section::Network, "DNS", V::new(4, 7, 0)),
+    (Section::Network, "DisableDNS", V::new(4, 4, 0)),
+    (Section::Network, "Driver", V::new(4, 4, 0)),
+    (Section::Network, "Gateway", V::new(4, 4, 0)),
+    (Section::Network, "GlobalArgs", V::new(4, 8, 0)),
+    (Section::Network, "IPAMDriver", V::new(4, 4, 0)),
+    (Section::Network, "IPRange", V::new(4, 4, 0)),
+    (Section::Network, "IPv6", V::new(4, 4, 0)),
+    (Section::Network, "Internal", V::new(4, 4, 0)),
+    (Section::Network, "Label", V::new(4, 4, 0)),
+    (Section::Network, "NetworkDeleteOnStop", V::new(5, 5, 0)),
+    (Section::Network, "NetworkName", V::new(4, 7, 0)),
+    (Section::Network, "Options", V::new(4, 4, 0)),
+    (Section::Network, "PodmanArgs", V::new(4, 6, 0)),
+    (Section::Network, "Subnet", V::new(4, 4, 0)),
+    (Section::Pod, "AddHost", V::new(5, 3, 0)),
+    (Section::Pod, "ContainersConfModule", V::new(5, 0, 0)),
+    (Section::Pod, "DNS", V::new(5, 3, 0)),
+    (Section::Pod, "DNSOption", V::new(5, 3, 0)),
+    (Section::Pod, "DNSSearch", V::new(5, 3, 0)),
+    (Section::Pod, "GIDMap", V::new(5, 3, 0)),
+    (Section::Pod, "GlobalArgs", V::new(5, 0, 0)),
+    (Section::Pod, "HostName", V::new(5, 5, 0)),
+    (Section::Pod, "IP", V::new(5, 3, 0)),
+    (Section::Pod, "IP6", V::new(5, 3, 0)),
+    (Section::Pod, "Network", V::new(5, 0, 0)),
+    (Section::Pod, "NetworkAlias", V::new(5, 2, 0)),
+    (Section::Pod, "PodName", V::new(5, 0, 0)),
+    (Section::Pod, "PodmanArgs", V::new(5, 0, 0)),
+    (Section::Pod, "PublishPort", V::new(5, 0, 0)),
+    (Section::Pod, "ServiceName", V::new(5, 3, 0)),
+    (Section::Pod, "ShmSize", V::new(5, 4, 0)),
+    (Section::Pod, "SubGIDMap", V::new(5, 3, 0)),
+    (Section::Pod, "SubUIDMap", V::new(5, 3, 0)),
+    (Section::Pod, "UIDMap", V::new(5, 3, 0)),
+    (Section::Pod, "UserNS", V::new(5, 3, 0)),
+    (Section::Pod, "Volume", V::new(5, 0, 0)),
+    (Section::Volume, "ContainersConfModule", V::new(4, 8, 0)),
+    (Section::Volume, "Copy", V::new(4, 4, 0)),
+    (Section::Volume, "Device", V::new(4, 4, 0)),
+    (Section::Volume, "Driver", V::new(4, 8, 0)),
+    (Section::Volume, "GlobalArgs", V::new(4, 8, 0)),
+    (Section::Volume, "Group", V::new(4, 4, 0)),
+    (Section::Volume, "Image", V::new(4, 8, 0)),
+    (Section::Volume, "Label", V::new(4, 4, 0)),
+    (Section::Volume, "Options", V::new(4, 4, 0)),
+    (Section::Volume, "PodmanArgs", V::new(4, 6, 0)),
+    (Section::Volume, "Type", V::new(4, 4, 0)),
+    (Section::Volume, "User", V::new(4, 4, 0)),
+    (Section::Volume, "VolumeName", V::new(4, 7, 0)),
+];
