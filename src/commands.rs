@@ -109,9 +109,16 @@ fn import_compose(args: &ComposeArgs) -> u8 {
     for p in &imp.problems {
         eprintln!("error: {p}");
     }
-    let fatal = imp.problems.iter().any(|p| p.scope == compose::Scope::Import);
+    let fatal = imp
+        .problems
+        .iter()
+        .any(|p| p.scope == compose::Scope::Import);
     if fatal || (!imp.problems.is_empty() && !args.partial) {
-        let hint = if fatal { "" } else { " (--partial writes the rest)" };
+        let hint = if fatal {
+            ""
+        } else {
+            " (--partial writes the rest)"
+        };
         eprintln!("{} problem(s): nothing written{hint}", imp.problems.len());
         return EXIT_INVALID;
     }
@@ -140,7 +147,10 @@ fn import_compose(args: &ComposeArgs) -> u8 {
         args.out.display()
     );
     if !imp.problems.is_empty() {
-        println!("left out (--partial): {} item(s), listed above", imp.problems.len());
+        println!(
+            "left out (--partial): {} item(s), listed above",
+            imp.problems.len()
+        );
     }
     EXIT_OK
 }

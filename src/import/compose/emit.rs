@@ -86,8 +86,7 @@ fn comment(out: &mut String, indent: &str, text: &str) {
 /// A bare key, or a quoted one when it has other characters.
 pub fn key(k: &str) -> String {
     let bare = !k.is_empty()
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if bare {
         k.to_string()
@@ -196,7 +195,11 @@ mod tests {
     #[test]
     fn long_lists_wrap_and_parse_back() {
         let items: Vec<String> = (0..20).map(|i| format!("argument-{i}")).collect();
-        let text = format!("x = {}\ny = {}\n", value(&Value::List(items.clone()), 4), value(&Value::Float(1.0), 0));
+        let text = format!(
+            "x = {}\ny = {}\n",
+            value(&Value::List(items.clone()), 4),
+            value(&Value::Float(1.0), 0)
+        );
         assert!(text.contains("[\n    \"argument-0\",\n"));
         let doc: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(doc["x"].as_array().unwrap().len(), 20);

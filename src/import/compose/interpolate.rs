@@ -140,7 +140,9 @@ fn closing_brace(s: &str) -> Option<usize> {
 
 fn name_len(s: &str) -> usize {
     let b = s.as_bytes();
-    if b.first().is_none_or(|c| !(c.is_ascii_alphabetic() || *c == b'_')) {
+    if b.first()
+        .is_none_or(|c| !(c.is_ascii_alphabetic() || *c == b'_'))
+    {
         return 0;
     }
     b.iter()
@@ -153,7 +155,9 @@ fn braced(inner: &str, vars: &mut Vars) -> Result<String, String> {
     let len = name_len(inner);
     let (name, op) = inner.split_at(len);
     if name.is_empty() {
-        return Err(format!("invalid interpolation `${{{inner}}}`: no variable name"));
+        return Err(format!(
+            "invalid interpolation `${{{inner}}}`: no variable name"
+        ));
     }
     let value = vars.get(name);
     let (colon, op) = match op.strip_prefix(':') {
@@ -172,7 +176,9 @@ fn braced(inner: &str, vars: &mut Vars) -> Result<String, String> {
         Some('?') if set => Ok(value.unwrap_or_default()),
         Some('?') => {
             let msg = string(arg, vars)?;
-            Err(format!("required variable {name} is missing a value: {msg}"))
+            Err(format!(
+                "required variable {name} is missing a value: {msg}"
+            ))
         }
         _ => Err(format!("invalid interpolation `${{{inner}}}`")),
     }
@@ -296,6 +302,9 @@ mod tests {
         assert_eq!(env["D"], "v");
         assert_eq!(env["E"], "12");
         assert_eq!(env["F"], "");
-        assert_eq!(parse_env_file("A B=1\n", &BTreeMap::new()).unwrap_err().0, 1);
+        assert_eq!(
+            parse_env_file("A B=1\n", &BTreeMap::new()).unwrap_err().0,
+            1
+        );
     }
 }

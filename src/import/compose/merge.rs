@@ -286,7 +286,10 @@ mod tests {
 
     #[test]
     fn mappings_merge_and_scalars_override() {
-        let m = merged("image: a\nenvironment: [A=1, B=2]\n", "image: b\nenvironment: {B: 3}\n");
+        let m = merged(
+            "image: a\nenvironment: [A=1, B=2]\n",
+            "image: b\nenvironment: {B: 3}\n",
+        );
         assert_eq!(m.get("image").unwrap().str(), Some("b"));
         let env = m.get("environment").unwrap();
         assert_eq!(env.get("A").unwrap().str(), Some("1"));
@@ -313,7 +316,10 @@ mod tests {
             "volumes: [bar:/work, {type: bind, source: /b, target: /b}]\nports: ['80:80', '443:443']\n",
         );
         assert_eq!(m.get("volumes").unwrap().seq().unwrap().len(), 3);
-        assert_eq!(m.get("volumes").unwrap().seq().unwrap()[0].str(), Some("bar:/work"));
+        assert_eq!(
+            m.get("volumes").unwrap().seq().unwrap()[0].str(),
+            Some("bar:/work")
+        );
         assert_eq!(strs(m.get("ports").unwrap()), ["80:80", "443:443"]);
     }
 
@@ -335,7 +341,15 @@ mod tests {
             "depends_on: {cache: {condition: service_healthy}}\n",
         );
         let d = m.get("depends_on").unwrap();
-        let cond = |s: &str| d.get(s).unwrap().get("condition").unwrap().str().unwrap().to_string();
+        let cond = |s: &str| {
+            d.get(s)
+                .unwrap()
+                .get("condition")
+                .unwrap()
+                .str()
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(cond("db"), "service_started");
         assert_eq!(cond("cache"), "service_healthy");
     }
@@ -343,13 +357,28 @@ mod tests {
     #[test]
     fn extends_in_file_and_loops() {
         let mut s = p("base: {image: a, environment: [A=1]}\nweb: {extends: base, environment: [B=2]}\nx: {extends: {service: web}}\n");
-        resolve_extends(&mut s, &mut |_, at| Err(ExtendsError { at: at.clone(), message: "no".into() })).unwrap();
+        resolve_extends(&mut s, &mut |_, at| {
+            Err(ExtendsError {
+                at: at.clone(),
+                message: "no".into(),
+            })
+        })
+        .unwrap();
         let x = s.get("x").unwrap();
         assert_eq!(x.get("image").unwrap().str(), Some("a"));
-        assert_eq!(x.get("environment").unwrap().get("B").unwrap().str(), Some("2"));
+        assert_eq!(
+            x.get("environment").unwrap().get("B").unwrap().str(),
+            Some("2")
+        );
         assert!(x.get("extends").is_none());
         let mut l = p("a: {extends: b}\nb: {extends: a}\n");
-        let e = resolve_extends(&mut l, &mut |_, at| Err(ExtendsError { at: at.clone(), message: "no".into() })).unwrap_err();
+        let e = resolve_extends(&mut l, &mut |_, at| {
+            Err(ExtendsError {
+                at: at.clone(),
+                message: "no".into(),
+            })
+        })
+        .unwrap_err();
         assert!(e.message.contains("loops"), "{}", e.message);
     }
 }

@@ -32,7 +32,12 @@ pub const MAX_PAYLOAD_BYTES: u64 = 1 << 20;
 pub const MARK: &str = "# Imported from Compose by deploy-agent import compose.";
 
 /// Compose's default file names, in its order of preference.
-const DEFAULT_FILES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+const DEFAULT_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
 const OVERRIDE_FILES: &[&str] = &[
     "compose.override.yaml",
     "compose.override.yml",
@@ -75,7 +80,10 @@ pub fn import(o: &Options) -> Import {
     let mut problems = Vec::new();
     let files = compose_files(o, &mut problems);
     let Some(first) = files.first() else {
-        return Import { problems, ..Default::default() };
+        return Import {
+            problems,
+            ..Default::default()
+        };
     };
     let project_dir = syntax_parent(first);
     let mut vars = Vars::new(o.env.clone(), env_file(o, &project_dir, &mut problems));
@@ -91,7 +99,10 @@ pub fn import(o: &Options) -> Import {
         }
     }
     let Some(model) = model else {
-        return Import { problems, ..Default::default() };
+        return Import {
+            problems,
+            ..Default::default()
+        };
     };
     top_level_keys(&model, &mut problems);
     let project = project_name(o, &model, &project_dir);
@@ -134,7 +145,11 @@ fn syntax_parent(f: &Path) -> PathBuf {
 /// `-f` files made absolute, or Compose's default file (and override).
 fn compose_files(o: &Options, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
     if !o.files.is_empty() {
-        return o.files.iter().map(|f| convert::syntax::normalize(&o.cwd.join(f))).collect();
+        return o
+            .files
+            .iter()
+            .map(|f| convert::syntax::normalize(&o.cwd.join(f)))
+            .collect();
     }
     let pick = |names: &[&str]| names.iter().map(|n| o.cwd.join(n)).find(|p| p.is_file());
     match pick(DEFAULT_FILES) {
@@ -143,7 +158,10 @@ fn compose_files(o: &Options, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
             problems.push(import_problem(
                 &o.cwd,
                 "-f",
-                format!("no Compose file here (looked for {})", DEFAULT_FILES.join(", ")),
+                format!(
+                    "no Compose file here (looked for {})",
+                    DEFAULT_FILES.join(", ")
+                ),
             ));
             vec![]
         }
@@ -152,7 +170,10 @@ fn compose_files(o: &Options, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
 
 fn import_problem(file: &Path, key: &str, message: String) -> Problem {
     Problem {
-        at: Pos { file: Arc::new(file.to_path_buf()), line: 1 },
+        at: Pos {
+            file: Arc::new(file.to_path_buf()),
+            line: 1,
+        },
         key: key.into(),
         message,
         scope: Scope::Import,
@@ -165,7 +186,11 @@ fn read(path: &Path) -> Result<String, String> {
 }
 
 /// `--env-file`, or `.env` in the project directory if there is one.
-fn env_file(o: &Options, project_dir: &Path, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+fn env_file(
+    o: &Options,
+    project_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let (path, required) = match &o.env_file {
         Some(p) => (o.cwd.join(p), true),
         None => (project_dir.join(".env"), false),
@@ -200,7 +225,12 @@ fn load(path: &Path, vars: &mut Vars, problems: &mut Vec<Problem>) -> Option<Nod
     let mut doc = match yaml::parse(&Arc::new(path.to_path_buf()), &text) {
         Ok(d) => d,
         Err(e) => {
-            problems.push(Problem { at: e.at, key: String::new(), message: format!("invalid YAML: {}", e.message), scope: Scope::Import });
+            problems.push(Problem {
+                at: e.at,
+                key: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+                scope: Scope::Import,
+            });
             return None;
         }
     };
@@ -208,7 +238,12 @@ fn load(path: &Path, vars: &mut Vars, problems: &mut Vec<Problem>) -> Option<Nod
     interpolate::node(&mut doc, "", vars, &mut errs);
     for (key, message) in errs {
         let at = locate(&doc, &key);
-        problems.push(Problem { at, key, message, scope: Scope::Import });
+        problems.push(Problem {
+            at,
+            key,
+            message,
+            scope: Scope::Import,
+        });
     }
     if let Val::Map(entries) = &mut doc.val {
         for (k, v) in entries.iter_mut() {
@@ -262,21 +297,35 @@ fn extends(doc: &mut Node, file: &Path, vars: &mut Vars, problems: &mut Vec<Prob
         Ok(doc.get("services").cloned().unwrap_or(doc))
     };
     if let Err(e) = merge::resolve_extends(services, &mut loader) {
-        problems.push(Problem { at: e.at, key: "extends".into(), message: e.message, scope: Scope::Import });
+        problems.push(Problem {
+            at: e.at,
+            key: "extends".into(),
+            message: e.message,
+            scope: Scope::Import,
+        });
     }
     problems.extend(inner);
 }
 
 /// Top-level keys Compose has that the importer does not.
 fn top_level_keys(model: &Node, problems: &mut Vec<Problem>) {
-    const KNOWN: &[&str] = &["version", "name", "services", "networks", "volumes", "secrets", "configs"];
+    const KNOWN: &[&str] = &[
+        "version", "name", "services", "networks", "volumes", "secrets", "configs",
+    ];
     for (k, _) in model.map().unwrap_or_default() {
         if !KNOWN.contains(&k.name.as_str()) && !k.name.starts_with("x-") {
             let message = match k.name.as_str() {
-                "include" => "`include` is not supported: pass the files with -f instead".to_string(),
+                "include" => {
+                    "`include` is not supported: pass the files with -f instead".to_string()
+                }
                 _ => "not a Compose top-level key the importer knows".to_string(),
             };
-            problems.push(Problem { at: k.at.clone(), key: k.name.clone(), message, scope: Scope::Import });
+            problems.push(Problem {
+                at: k.at.clone(),
+                key: k.name.clone(),
+                message,
+                scope: Scope::Import,
+            });
         }
     }
 }
@@ -305,7 +354,11 @@ fn project_name(o: &Options, model: &Node, dir: &Path) -> String {
 }
 
 fn profiles(o: &Options) -> BTreeSet<String> {
-    let env = o.env.get("COMPOSE_PROFILES").map(String::as_str).unwrap_or("");
+    let env = o
+        .env
+        .get("COMPOSE_PROFILES")
+        .map(String::as_str)
+        .unwrap_or("");
     o.profiles
         .iter()
         .cloned()
@@ -392,7 +445,10 @@ fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -406,7 +462,11 @@ fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
 /// Checks the specs with the spec parser: the importer's output must be
 /// what `deploy-agent validate` accepts.
 pub fn validate(imp: &Import, out: &Path) -> Result<(), crate::spec::SpecErrors> {
-    let files: Vec<(PathBuf, String)> = imp.specs.iter().map(|(n, t)| (out.join(n), t.clone())).collect();
+    let files: Vec<(PathBuf, String)> = imp
+        .specs
+        .iter()
+        .map(|(n, t)| (out.join(n), t.clone()))
+        .collect();
     crate::spec::load_texts(&files).map(|_| ())
 }
 

@@ -231,7 +231,11 @@ impl Builder {
         tag: Option<&saphyr_parser::Tag>,
         map: bool,
     ) -> Result<(), YamlError> {
-        let val = if map { Val::Map(vec![]) } else { Val::Seq(vec![]) };
+        let val = if map {
+            Val::Map(vec![])
+        } else {
+            Val::Seq(vec![])
+        };
         let node = Node {
             at,
             tag: compose_tag(tag),
@@ -398,7 +402,10 @@ mod tests {
         let (k, v) = &n.map().unwrap()[1];
         assert_eq!((k.name.as_str(), k.at.line), ("b", 2));
         assert_eq!(v.seq().unwrap()[1].at.line, 4);
-        assert_eq!(n.get("a").unwrap().val, Val::Scalar("1".into(), Kind::Int(1)));
+        assert_eq!(
+            n.get("a").unwrap().val,
+            Val::Scalar("1".into(), Kind::Int(1))
+        );
     }
 
     #[test]
@@ -418,7 +425,10 @@ mod tests {
         assert_eq!(n.get("b").unwrap().tag, Tag::Override);
         assert_eq!(n.get("c").unwrap().val, Val::Scalar("5".into(), Kind::Str));
         // YAML 1.2: `yes` is a string.
-        assert_eq!(n.get("d").unwrap().val, Val::Scalar("yes".into(), Kind::Str));
+        assert_eq!(
+            n.get("d").unwrap().val,
+            Val::Scalar("yes".into(), Kind::Str)
+        );
     }
 
     #[test]

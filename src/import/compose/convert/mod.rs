@@ -135,9 +135,15 @@ pub fn convert(model: &Node, s: &Settings, vars: &mut Vars) -> Converted {
         }
     }
     if ctx.default_network_used {
-        shared.insert(0, table("network", &ctx.default_network(), vec![], vec![
-            "The network Compose creates for services that name none.".into(),
-        ]));
+        shared.insert(
+            0,
+            table(
+                "network",
+                &ctx.default_network(),
+                vec![],
+                vec!["The network Compose creates for services that name none.".into()],
+            ),
+        );
     }
     if !shared.is_empty() {
         out.groups.push((format!("{}-shared", s.project), shared));
@@ -205,7 +211,12 @@ fn container_name(ctx: &mut Ctx, service: &str, svc: &Node) -> String {
     let name = format!("{}-{}", ctx.s.project, service.to_ascii_lowercase());
     if let Err(e) = check_name(&name) {
         let at = svc.at.clone();
-        ctx.refuse(&at, &format!("services.{service}"), e, Scope::Service(service.into()));
+        ctx.refuse(
+            &at,
+            &format!("services.{service}"),
+            e,
+            Scope::Service(service.into()),
+        );
     }
     name
 }
@@ -247,13 +258,30 @@ fn unknown_keys(ctx: &mut Ctx, kind: &str, key: &str, def: &Node, known: &[&str]
 
 fn networks(ctx: &mut Ctx) -> Vec<Table> {
     let mut tables = Vec::new();
-    let defs = ctx.model.get("networks").and_then(Node::map).unwrap_or_default();
+    let defs = ctx
+        .model
+        .get("networks")
+        .and_then(Node::map)
+        .unwrap_or_default();
     for (k, def) in defs {
         let key = &k.name;
-        unknown_keys(ctx, "networks", key, def, &[
-            "name", "driver", "driver_opts", "ipam", "internal", "enable_ipv6", "labels",
-            "external", "attachable",
-        ]);
+        unknown_keys(
+            ctx,
+            "networks",
+            key,
+            def,
+            &[
+                "name",
+                "driver",
+                "driver_opts",
+                "ipam",
+                "internal",
+                "enable_ipv6",
+                "labels",
+                "external",
+                "attachable",
+            ],
+        );
         let Some(name) = resource_name(ctx, "networks", key, def) else {
             continue;
         };
@@ -265,10 +293,17 @@ fn networks(ctx: &mut Ctx) -> Vec<Table> {
             tables.push(table("network", &name, rows, notes));
             continue;
         }
-        if let Some(d) = def.get("driver").and_then(Node::str).filter(|d| *d != "bridge") {
+        if let Some(d) = def
+            .get("driver")
+            .and_then(Node::str)
+            .filter(|d| *d != "bridge")
+        {
             rows.push(row("driver", Value::Str(d.into())));
         }
-        let ipam = def.get("ipam").and_then(|i| i.get("config")).and_then(Node::seq);
+        let ipam = def
+            .get("ipam")
+            .and_then(|i| i.get("config"))
+            .and_then(Node::seq);
         if let Some(first) = ipam.and_then(|c| c.first()) {
             for (from, to) in [("subnet", "subnet"), ("gateway", "gateway")] {
                 if let Some(v) = first.get(from).and_then(Node::str) {
@@ -290,7 +325,9 @@ fn networks(ctx: &mut Ctx) -> Vec<Table> {
             }
         }
         if def.get("attachable").is_some() {
-            notes.push("`attachable` is a Swarm setting; Podman networks are always attachable".into());
+            notes.push(
+                "`attachable` is a Swarm setting; Podman networks are always attachable".into(),
+            );
         }
         tables.push(table("network", &name, rows, notes));
     }
@@ -324,10 +361,20 @@ pub fn pairs(n: &Node) -> Vec<(String, String)> {
 
 fn volumes(ctx: &mut Ctx) -> Vec<Table> {
     let mut tables = Vec::new();
-    let defs = ctx.model.get("volumes").and_then(Node::map).unwrap_or_default();
+    let defs = ctx
+        .model
+        .get("volumes")
+        .and_then(Node::map)
+        .unwrap_or_default();
     for (k, def) in defs {
         let key = &k.name;
-        unknown_keys(ctx, "volumes", key, def, &["name", "driver", "driver_opts", "labels", "external"]);
+        unknown_keys(
+            ctx,
+            "volumes",
+            key,
+            def,
+            &["name", "driver", "driver_opts", "labels", "external"],
+        );
         let Some(name) = resource_name(ctx, "volumes", key, def) else {
             continue;
         };
@@ -341,7 +388,11 @@ fn volumes(ctx: &mut Ctx) -> Vec<Table> {
                     .into(),
             );
         }
-        if let Some(d) = def.get("driver").and_then(Node::str).filter(|d| *d != "local") {
+        if let Some(d) = def
+            .get("driver")
+            .and_then(Node::str)
+            .filter(|d| *d != "local")
+        {
             rows.push(row("driver", Value::Str(d.into())));
         }
         if let Some(o) = def.get("driver_opts") {
@@ -363,10 +414,20 @@ fn volumes(ctx: &mut Ctx) -> Vec<Table> {
 /// Top-level `secrets`: each becomes a file under `files_dir/secrets/`
 /// (or stays an existing Podman secret when `external`).
 fn secrets(ctx: &mut Ctx) {
-    let defs = ctx.model.get("secrets").and_then(Node::map).unwrap_or_default();
+    let defs = ctx
+        .model
+        .get("secrets")
+        .and_then(Node::map)
+        .unwrap_or_default();
     for (k, def) in defs {
         let key = &k.name;
-        unknown_keys(ctx, "secrets", key, def, &["name", "file", "environment", "external"]);
+        unknown_keys(
+            ctx,
+            "secrets",
+            key,
+            def,
+            &["name", "file", "environment", "external"],
+        );
         let Some(name) = resource_name(ctx, "secrets", key, def) else {
             continue;
         };
@@ -382,12 +443,27 @@ fn secrets(ctx: &mut Ctx) {
 
 /// Top-level `configs`: files under `files_dir/configs/`, bind-mounted.
 fn configs(ctx: &mut Ctx) {
-    let defs = ctx.model.get("configs").and_then(Node::map).unwrap_or_default();
+    let defs = ctx
+        .model
+        .get("configs")
+        .and_then(Node::map)
+        .unwrap_or_default();
     for (k, def) in defs {
         let key = &k.name;
-        unknown_keys(ctx, "configs", key, def, &["name", "file", "environment", "content", "external"]);
+        unknown_keys(
+            ctx,
+            "configs",
+            key,
+            def,
+            &["name", "file", "environment", "content", "external"],
+        );
         if external(def) {
-            ctx.refuse(&def.at, &format!("configs.{key}.external"), "Podman has no configs to refer to", Scope::Key);
+            ctx.refuse(
+                &def.at,
+                &format!("configs.{key}.external"),
+                "Podman has no configs to refer to",
+                Scope::Key,
+            );
             continue;
         }
         let Some(name) = resource_name(ctx, "configs", key, def) else {
@@ -418,7 +494,10 @@ fn payload(ctx: &mut Ctx, kind: &str, key: &str, def: &Node, dest: PathBuf) -> b
     };
     match content {
         Ok(content) => {
-            ctx.payloads.push(Payload { path: dest, content });
+            ctx.payloads.push(Payload {
+                path: dest,
+                content,
+            });
             true
         }
         Err(e) => {

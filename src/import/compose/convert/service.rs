@@ -70,7 +70,10 @@ impl Svc {
         if !self.has(key) {
             self.main.push(row(key, value));
         }
-        self.main.iter_mut().find(|r| r.key == key).expect("present")
+        self.main
+            .iter_mut()
+            .find(|r| r.key == key)
+            .expect("present")
     }
 
     fn note(&mut self, sub: Sub, key: &str, text: String) {
@@ -110,7 +113,9 @@ const HANDLERS: &[(&str, Handler)] = &[
     ("restart", restart),
     ("deploy", deploy),
     ("mem_limit", |_, s, n| size(s, "memory", n)),
-    ("mem_reservation", |_, s, n| size(s, "memory_reservation", n)),
+    ("mem_reservation", |_, s, n| {
+        size(s, "memory_reservation", n)
+    }),
     ("memswap_limit", memswap),
     ("cpus", |_, s, n| cpus(s, n)),
     ("cpu_shares", cpu_shares),
@@ -128,7 +133,9 @@ const HANDLERS: &[(&str, Handler)] = &[
     ("privileged", privileged),
     ("ulimits", ulimits),
     ("logging", logging),
-    ("stop_grace_period", |_, s, n| duration(s, "stop_timeout", n)),
+    ("stop_grace_period", |_, s, n| {
+        duration(s, "stop_timeout", n)
+    }),
     ("pull_policy", pull_policy),
     ("secrets", secrets),
     ("configs", configs),
@@ -137,21 +144,72 @@ const HANDLERS: &[(&str, Handler)] = &[
 
 /// Keys that change nothing for a systemd-run container, and why.
 const IGNORED: &[(&str, &str)] = &[
-    ("expose", "`expose` only documents ports; containers on a network reach every port"),
-    ("stdin_open", "a systemd service has no terminal to attach (`stdin_open` dropped)"),
-    ("tty", "a systemd service has no terminal to attach (`tty` dropped)"),
-    ("links", "`links` dropped: services on a shared network reach each other by service name"),
-    ("platform", "`platform` dropped: the image for the host's platform is pulled"),
+    (
+        "expose",
+        "`expose` only documents ports; containers on a network reach every port",
+    ),
+    (
+        "stdin_open",
+        "a systemd service has no terminal to attach (`stdin_open` dropped)",
+    ),
+    (
+        "tty",
+        "a systemd service has no terminal to attach (`tty` dropped)",
+    ),
+    (
+        "links",
+        "`links` dropped: services on a shared network reach each other by service name",
+    ),
+    (
+        "platform",
+        "`platform` dropped: the image for the host's platform is pulled",
+    ),
 ];
 
 /// Row order in `[container.NAME]`, as in the project's own specs.
 const ORDER: &[&str] = &[
-    "image", "pull", "command", "entrypoint", "user", "workdir", "hostname", "ports", "volumes",
-    "tmpfs", "networks", "network_aliases", "dns", "dns_search", "dns_options", "extra_hosts",
-    "env", "env_files", "secrets", "labels", "cap_add", "cap_drop", "no_new_privileges",
-    "security_label_disable", "devices", "group_add", "userns", "read_only", "init", "sysctls",
-    "ulimits", "shm_size", "log_driver", "log_opt", "podman_args", "restart", "restart_delay",
-    "stop_signal", "stop_timeout", "requires", "after", "wants",
+    "image",
+    "pull",
+    "command",
+    "entrypoint",
+    "user",
+    "workdir",
+    "hostname",
+    "ports",
+    "volumes",
+    "tmpfs",
+    "networks",
+    "network_aliases",
+    "dns",
+    "dns_search",
+    "dns_options",
+    "extra_hosts",
+    "env",
+    "env_files",
+    "secrets",
+    "labels",
+    "cap_add",
+    "cap_drop",
+    "no_new_privileges",
+    "security_label_disable",
+    "devices",
+    "group_add",
+    "userns",
+    "read_only",
+    "init",
+    "sysctls",
+    "ulimits",
+    "shm_size",
+    "log_driver",
+    "log_opt",
+    "podman_args",
+    "restart",
+    "restart_delay",
+    "stop_signal",
+    "stop_timeout",
+    "requires",
+    "after",
+    "wants",
 ];
 
 /// Converts one service; `None` when it is refused whole.
@@ -177,11 +235,19 @@ pub fn convert(ctx: &mut Ctx, service: &str, svc: &Node) -> Option<Vec<Table>> {
         } else if let Some((_, why)) = IGNORED.iter().find(|(n, _)| *n == k.name) {
             s.notes.push(why.to_string());
         } else if !k.name.starts_with("x-") {
-            let known = HANDLERS.iter().map(|(n, _)| *n).chain(IGNORED.iter().map(|(n, _)| *n));
+            let known = HANDLERS
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(IGNORED.iter().map(|(n, _)| *n));
             let hint = crate::spec::did_you_mean(&k.name, known)
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default();
-            ctx.refuse(&k.at, &key, format!("not supported by the importer{hint}"), Scope::Key);
+            ctx.refuse(
+                &k.at,
+                &key,
+                format!("not supported by the importer{hint}"),
+                Scope::Key,
+            );
         }
     }
     finish(ctx, &mut s, svc);
@@ -195,7 +261,12 @@ pub fn convert(ctx: &mut Ctx, service: &str, svc: &Node) -> Option<Vec<Table>> {
 /// the service-name alias.
 fn finish(ctx: &mut Ctx, s: &mut Svc, svc: &Node) {
     if !s.has("image") && svc.get("build").is_none() {
-        ctx.refuse(&svc.at, &format!("services.{}", s.service), "has no `image`", Scope::Service(s.service.clone()));
+        ctx.refuse(
+            &svc.at,
+            &format!("services.{}", s.service),
+            "has no `image`",
+            Scope::Service(s.service.clone()),
+        );
     }
     let own_network = svc.get("network_mode").is_some();
     if !own_network && !s.has("networks") {
@@ -214,7 +285,12 @@ fn finish(ctx: &mut Ctx, s: &mut Svc, svc: &Node) {
 }
 
 fn tables(mut s: Svc) -> Vec<Table> {
-    s.main.sort_by_key(|r| ORDER.iter().position(|k| *k == r.key).unwrap_or(ORDER.len()));
+    s.main.sort_by_key(|r| {
+        ORDER
+            .iter()
+            .position(|k| *k == r.key)
+            .unwrap_or(ORDER.len())
+    });
     let mut notes = vec![format!("Compose service {:?}.", s.service)];
     notes.extend(s.notes);
     let mut out = vec![super::table("container", &s.spec, s.main, notes)];
@@ -280,9 +356,12 @@ fn size(s: &mut Svc, key: &str, n: &Node) -> Result<(), String> {
 }
 
 fn cpus(s: &mut Svc, n: &Node) -> Result<(), String> {
-    let c: f64 = text(n)?
-        .parse()
-        .map_err(|_| format!("expected a number of CPUs, found {:?}", text(n).unwrap_or_default()))?;
+    let c: f64 = text(n)?.parse().map_err(|_| {
+        format!(
+            "expected a number of CPUs, found {:?}",
+            text(n).unwrap_or_default()
+        )
+    })?;
     if c > 0.0 {
         s.set(Sub::Resources, "cpus", Value::Float(c));
     }
@@ -306,18 +385,23 @@ fn shm_size(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 }
 
 fn cpu_shares(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let shares: u64 = text(n)?.parse().map_err(|_| "expected a number".to_string())?;
+    let shares: u64 = text(n)?
+        .parse()
+        .map_err(|_| "expected a number".to_string())?;
     // The cgroup v1 -> v2 conversion crun and runc use.
     let weight = 1 + (shares.clamp(2, 262144) - 2) * 9999 / 262142;
     s.set(Sub::Resources, "cpu_weight", Value::Int(weight as i64))
         .notes
-        .push(format!("approximation: cpu_shares = {shares} as a cgroup v2 CPU weight"));
+        .push(format!(
+            "approximation: cpu_shares = {shares} as a cgroup v2 CPU weight"
+        ));
     Ok(())
 }
 
 fn memswap(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
     if matches!(n.val, Val::Scalar(_, Kind::Int(-1))) {
-        s.notes.push("memswap_limit = -1 (unlimited swap) is the default here".into());
+        s.notes
+            .push("memswap_limit = -1 (unlimited swap) is the default here".into());
         return Ok(());
     }
     let total = crate::spec::values::parse_size(&syntax::size(n)?)?;
@@ -331,9 +415,13 @@ fn memswap(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         })
         .ok_or("memswap_limit needs mem_limit (written before it)")?;
     if total > memory {
-        s.set(Sub::Resources, "memory_swap_max", Value::Str(syntax::size_text(total - memory)))
-            .notes
-            .push("memswap_limit is memory + swap; this is the swap part".into());
+        s.set(
+            Sub::Resources,
+            "memory_swap_max",
+            Value::Str(syntax::size_text(total - memory)),
+        )
+        .notes
+        .push("memswap_limit is memory + swap; this is the swap part".into());
     }
     Ok(())
 }
@@ -345,7 +433,9 @@ fn image(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
     let (full, changed) = syntax::image(&orig);
     let r = s.set(Sub::Main, "image", Value::Str(full));
     if changed {
-        r.notes.push(format!("Compose's {orig:?}: Docker Hub, written in full for Podman"));
+        r.notes.push(format!(
+            "Compose's {orig:?}: Docker Hub, written in full for Podman"
+        ));
     }
     Ok(())
 }
@@ -361,7 +451,8 @@ fn build(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
             Scope::Service(s.service.clone()),
         );
     } else {
-        s.notes.push("`build:` dropped: the image named in `image:` is pulled, not built".into());
+        s.notes
+            .push("`build:` dropped: the image named in `image:` is pulled, not built".into());
     }
     Ok(())
 }
@@ -369,11 +460,14 @@ fn build(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 fn cmd(s: &mut Svc, key: &str, n: &Node) -> Result<(), String> {
     let words = syntax::command(n)?;
     if words.is_empty() || words == [""] {
-        return Err(format!("an empty `{key}` (clearing the image's) is not supported"));
+        return Err(format!(
+            "an empty `{key}` (clearing the image's) is not supported"
+        ));
     }
     let r = s.set(Sub::Main, key, Value::List(words));
     if n.str().is_some() {
-        r.notes.push("split from a string the way Compose splits it (shell words)".into());
+        r.notes
+            .push("split from a string the way Compose splits it (shell words)".into());
     }
     Ok(())
 }
@@ -386,7 +480,9 @@ fn environment(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         crate::spec::values::check_env_name(&k)?;
         match v.or_else(|| ctx.vars.get(&k)) {
             Some(v) => env.push((k, v)),
-            None => s.notes.push(format!("environment {k}: unset where imported, left out (as Compose does)")),
+            None => s.notes.push(format!(
+                "environment {k}: unset where imported, left out (as Compose does)"
+            )),
         }
     }
     s.set(Sub::Main, "env", Value::Map(env));
@@ -394,13 +490,18 @@ fn environment(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 }
 
 fn env_file(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut paths = Vec::new();
     for item in items {
         let (path, required) = match item.str() {
             Some(p) => (p.to_string(), true),
             None => (
-                item.get("path").and_then(Node::str).ok_or("env_file entry needs `path`")?.to_string(),
+                item.get("path")
+                    .and_then(Node::str)
+                    .ok_or("env_file entry needs `path`")?
+                    .to_string(),
                 item.get("required").and_then(Node::str) != Some("false"),
             ),
         };
@@ -409,7 +510,8 @@ fn env_file(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
             if required {
                 return Err(format!("env file {} does not exist", abs.display()));
             }
-            s.notes.push(format!("env_file {path}: optional and missing, left out"));
+            s.notes
+                .push(format!("env_file {path}: optional and missing, left out"));
             continue;
         }
         paths.push(abs.to_string_lossy().into_owned());
@@ -427,7 +529,9 @@ fn env_file(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 // ------------------------------------------------------------ ports, volumes
 
 fn ports(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut out = Vec::new();
     for item in items {
         let p = match item.str() {
@@ -441,7 +545,9 @@ fn ports(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 }
 
 fn volumes(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut mounts = Vec::new();
     for item in items {
         let e = match item.str() {
@@ -471,7 +577,11 @@ fn volumes(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         }
         crate::spec::values::parse_mount(&m)?;
         if !e.dropped.is_empty() {
-            s.notes.push(format!("volume {}: {} dropped (Docker Desktop only)", e.target, e.dropped.join(",")));
+            s.notes.push(format!(
+                "volume {}: {} dropped (Docker Desktop only)",
+                e.target,
+                e.dropped.join(",")
+            ));
         }
         mounts.push(m);
     }
@@ -480,7 +590,9 @@ fn volumes(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 }
 
 fn devices(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut out = Vec::new();
     for item in items {
         out.push(match item.str() {
@@ -503,26 +615,39 @@ fn devices(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 // ------------------------------------------------------------ networks
 
 fn networks(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let entries = n.map().ok_or_else(|| format!("expected a list or mapping, found {}", n.what()))?;
+    let entries = n
+        .map()
+        .ok_or_else(|| format!("expected a list or mapping, found {}", n.what()))?;
     let mut names = Vec::new();
     for (k, v) in entries {
-        let name = ctx
-            .networks
-            .get(&k.name)
-            .cloned()
-            .ok_or_else(|| format!("network {:?} is not declared in the top-level `networks:`", k.name))?;
+        let name = ctx.networks.get(&k.name).cloned().ok_or_else(|| {
+            format!(
+                "network {:?} is not declared in the top-level `networks:`",
+                k.name
+            )
+        })?;
         names.push(name);
         if let Some(a) = v.get("aliases") {
             s.aliases.extend(syntax::strings(a)?);
         }
-        for key in ["ipv4_address", "ipv6_address", "mac_address", "link_local_ips"] {
+        for key in [
+            "ipv4_address",
+            "ipv6_address",
+            "mac_address",
+            "link_local_ips",
+        ] {
             if v.get(key).is_some() {
-                return Err(format!("networks.{}.{key}: fixed addresses have no spec key", k.name));
+                return Err(format!(
+                    "networks.{}.{key}: fixed addresses have no spec key",
+                    k.name
+                ));
             }
         }
     }
     if entries.len() > 1 && !s.aliases.is_empty() {
-        s.notes.push("approximation: Podman gives the aliases on every network the container joins".into());
+        s.notes.push(
+            "approximation: Podman gives the aliases on every network the container joins".into(),
+        );
     }
     s.extend("networks", names);
     Ok(())
@@ -547,13 +672,17 @@ fn network_mode(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
     };
     let r = s.extend("networks", vec![net]);
     if mode == "bridge" || mode == "default" {
-        r.notes.push("Docker's default bridge is Podman's network `podman`".into());
+        r.notes
+            .push("Docker's default bridge is Podman's network `podman`".into());
     }
     Ok(())
 }
 
 fn extra_hosts(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let hosts = pairs(n).into_iter().map(|(h, ip)| format!("{h}:{ip}")).collect();
+    let hosts = pairs(n)
+        .into_iter()
+        .map(|(h, ip)| format!("{h}:{ip}"))
+        .collect();
     s.extend("extra_hosts", hosts);
     Ok(())
 }
@@ -561,50 +690,48 @@ fn extra_hosts(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 // ------------------------------------------------------------ dependencies
 
 fn depends_on(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let entries = n.map().ok_or_else(|| format!("expected a list or mapping, found {}", n.what()))?;
-    let (mut requires, mut wants, mut started) = (vec![], vec![], vec![]);
+    let entries = n
+        .map()
+        .ok_or_else(|| format!("expected a list or mapping, found {}", n.what()))?;
+    let (mut requires, mut wants) = (vec![], vec![]);
+    let (mut healthy, mut started) = (vec![], vec![]);
     for (k, v) in entries {
         let key = format!("services.{}.depends_on.{}", s.service, k.name);
         let Some(dep) = ctx.containers.get(&k.name).cloned() else {
-            ctx.refuse(&k.at, &key, "not a service of this project, or in a profile not enabled", Scope::Key);
+            ctx.refuse(
+                &k.at,
+                &key,
+                "not a service of this project, or in a profile not enabled",
+                Scope::Key,
+            );
             continue;
         };
-        let cond = v.get("condition").and_then(Node::str).unwrap_or("service_started");
-        let required = v.get("required").and_then(Node::str) != Some("false");
-        match cond {
-            "service_healthy" => {
-                let dep_svc = ctx.model.get("services").and_then(|m| m.get(&k.name));
-                let has_check = dep_svc
-                    .and_then(|d| d.get("healthcheck"))
-                    .is_some_and(|h| h.get("disable").and_then(Node::str) != Some("true"));
-                if !has_check {
-                    ctx.refuse(&v.at, &key, format!("service_healthy, but {} has no healthcheck", k.name), Scope::Key);
-                    continue;
-                }
-            }
-            "service_started" => started.push(k.name.clone()),
-            "service_completed_successfully" => {
-                ctx.refuse(
-                    &v.at,
-                    &key,
-                    "service_completed_successfully: systemd orders units by their start, \
-                     not by a container's exit; run that step before applying",
-                    Scope::Key,
-                );
-                continue;
-            }
-            c => {
-                ctx.refuse(&v.at, &key, format!("unknown condition {c:?}"), Scope::Key);
-                continue;
-            }
+        let cond = v
+            .get("condition")
+            .and_then(Node::str)
+            .unwrap_or("service_started");
+        if let Err(e) = condition(ctx, &k.name, cond) {
+            ctx.refuse(&v.at, &key, e, Scope::Key);
+            continue;
         }
-        if required { requires.push(dep) } else { wants.push(dep) }
+        if v.get("required").and_then(Node::str) == Some("false") {
+            wants.push(dep);
+            continue;
+        }
+        match cond {
+            "service_healthy" => healthy.push(k.name.clone()),
+            _ => started.push(k.name.clone()),
+        }
+        requires.push(dep);
     }
     if !requires.is_empty() {
         let r = s.extend("requires", requires);
-        r.notes.push(
-            "service_healthy: requires on a container with a health check waits for it to be healthy".into(),
-        );
+        if !healthy.is_empty() {
+            r.notes.push(format!(
+                "service_healthy ({}): requires on a container with a health check waits until it is healthy",
+                healthy.join(", ")
+            ));
+        }
         if !started.is_empty() {
             r.notes.push(format!(
                 "service_started ({}): started first (Requires= + After=), not waited on further",
@@ -613,9 +740,35 @@ fn depends_on(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         }
     }
     if !wants.is_empty() {
-        s.extend("wants", wants).notes.push("required: false -> wants (started first if it can be)".into());
+        s.extend("wants", wants)
+            .notes
+            .push("required: false -> wants (started first if it can be)".into());
     }
     Ok(())
+}
+
+/// Whether a `depends_on` condition can be honoured for dependency `dep`.
+fn condition(ctx: &Ctx, dep: &str, cond: &str) -> Result<(), String> {
+    match cond {
+        "service_started" => Ok(()),
+        "service_healthy" => {
+            let dep_svc = ctx.model.get("services").and_then(|m| m.get(dep));
+            let has_check = dep_svc
+                .and_then(|d| d.get("healthcheck"))
+                .is_some_and(|h| h.get("disable").and_then(Node::str) != Some("true"));
+            if has_check {
+                Ok(())
+            } else {
+                Err(format!("service_healthy, but {dep} has no healthcheck"))
+            }
+        }
+        "service_completed_successfully" => Err(
+            "service_completed_successfully: systemd orders units by their start, \
+             not by a container's exit; run that step before applying"
+                .into(),
+        ),
+        c => Err(format!("unknown condition {c:?}")),
+    }
 }
 
 // ------------------------------------------------------------ health, restart
@@ -634,7 +787,8 @@ fn healthcheck(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
             let w = syntax::strings(test)?;
             match w.first().map(String::as_str) {
                 Some("NONE") => {
-                    s.notes.push("healthcheck test NONE: no health check here".into());
+                    s.notes
+                        .push("healthcheck test NONE: no health check here".into());
                     return Ok(());
                 }
                 Some("CMD") => w[1..].to_vec(),
@@ -642,7 +796,12 @@ fn healthcheck(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
                 _ => return Err("healthcheck test lists start with CMD, CMD-SHELL or NONE".into()),
             }
         }
-        _ => return Err(format!("healthcheck test: expected a string or list, found {}", test.what())),
+        _ => {
+            return Err(format!(
+                "healthcheck test: expected a string or list, found {}",
+                test.what()
+            ))
+        }
     };
     if words.is_empty() {
         return Err("an empty healthcheck test".into());
@@ -657,18 +816,31 @@ fn healthcheck(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         s.set(Sub::Health, key, Value::Str(v));
     }
     let retries = match n.get("retries") {
-        Some(r) => text(r)?.parse::<i64>().map_err(|_| "retries: expected a number")?,
+        Some(r) => text(r)?
+            .parse::<i64>()
+            .map_err(|_| "retries: expected a number")?,
         None => 3,
     };
     s.set(Sub::Health, "retries", Value::Int(retries));
     if let Some(sp) = n.get("start_period") {
-        s.set(Sub::Health, "start_period", Value::Str(syntax::duration(sp)?));
+        s.set(
+            Sub::Health,
+            "start_period",
+            Value::Str(syntax::duration(sp)?),
+        );
     }
     if n.get("start_interval").is_some() {
-        s.notes.push("healthcheck start_interval dropped: checks run every `interval` from the start".into());
+        s.notes.push(
+            "healthcheck start_interval dropped: checks run every `interval` from the start".into(),
+        );
     }
     s.set(Sub::Health, "on_failure", Value::Str("none".into()));
-    s.note(Sub::Health, "on_failure", "Compose only marks the container unhealthy; \"restart\" or \"rollback\" would act on it".into());
+    s.note(
+        Sub::Health,
+        "on_failure",
+        "Compose only marks the container unhealthy; \"restart\" or \"rollback\" would act on it"
+            .into(),
+    );
     Ok(())
 }
 
@@ -700,15 +872,28 @@ fn deploy(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
         match k.name.as_str() {
             "replicas" => match text(v)?.parse::<i64>() {
                 Ok(1) => {}
-                _ => ctx.refuse(&v.at, &key("replicas"), "one container per service: replicas must be 1", Scope::Key),
+                _ => ctx.refuse(
+                    &v.at,
+                    &key("replicas"),
+                    "one container per service: replicas must be 1",
+                    Scope::Key,
+                ),
             },
             "mode" if v.str() == Some("replicated") || v.str() == Some("global") => {}
             "resources" => resources(ctx, s, v)?,
             "restart_policy" => restart_policy(s, v)?,
             "labels" | "placement" | "update_config" | "rollback_config" | "endpoint_mode" => {
-                s.notes.push(format!("deploy.{} dropped: Swarm only (Compose ignores it too)", k.name));
+                s.notes.push(format!(
+                    "deploy.{} dropped: Swarm only (Compose ignores it too)",
+                    k.name
+                ));
             }
-            _ => ctx.refuse(&k.at, &key(&k.name), "not supported by the importer", Scope::Key),
+            _ => ctx.refuse(
+                &k.at,
+                &key(&k.name),
+                "not supported by the importer",
+                Scope::Key,
+            ),
         }
     }
     Ok(())
@@ -731,11 +916,22 @@ fn resources(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
             size(s, "memory_reservation", m)?;
         }
         if r.get("cpus").is_some() {
-            s.notes.push("deploy.resources.reservations.cpus dropped: cgroups have no CPU reservation".into());
+            s.notes.push(
+                "deploy.resources.reservations.cpus dropped: cgroups have no CPU reservation"
+                    .into(),
+            );
         }
         if let Some(d) = r.get("devices") {
-            let key = format!("services.{}.deploy.resources.reservations.devices", s.service);
-            ctx.refuse(&d.at, &key, "device reservations (GPUs): use `devices` with the device nodes", Scope::Key);
+            let key = format!(
+                "services.{}.deploy.resources.reservations.devices",
+                s.service
+            );
+            ctx.refuse(
+                &d.at,
+                &key,
+                "device reservations (GPUs): use `devices` with the device nodes",
+                Scope::Key,
+            );
         }
     }
     Ok(())
@@ -776,7 +972,9 @@ fn security_opt(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
             _ => {
                 s.extend("podman_args", vec![format!("--security-opt={opt}")])
                     .notes
-                    .push(format!("security_opt {opt:?} has no spec key: passed to podman as is"));
+                    .push(format!(
+                        "security_opt {opt:?} has no spec key: passed to podman as is"
+                    ));
             }
         }
     }
@@ -793,7 +991,9 @@ fn privileged(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 }
 
 fn ulimits(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let entries = n.map().ok_or_else(|| format!("expected a mapping, found {}", n.what()))?;
+    let entries = n
+        .map()
+        .ok_or_else(|| format!("expected a mapping, found {}", n.what()))?;
     let mut out = Vec::new();
     for (k, v) in entries {
         let value = match (&v.val, v.get("soft"), v.get("hard")) {
@@ -816,7 +1016,10 @@ fn logging(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
     if let Some(d) = n.get("driver") {
         let d = text(d)?;
         if !LOG_DRIVERS.contains(&d.as_str()) {
-            return Err(format!("log driver {d:?}: Podman has {}", LOG_DRIVERS.join(", ")));
+            return Err(format!(
+                "log driver {d:?}: Podman has {}",
+                LOG_DRIVERS.join(", ")
+            ));
         }
         s.set(Sub::Main, "log_driver", Value::Str(d));
     }
@@ -837,7 +1040,9 @@ fn pull_policy(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
     };
     let r = s.set(Sub::Main, "pull", Value::Str(v.into()));
     if v == "newer" {
-        r.notes.push(format!("approximation: pull_policy {p:?}: pulled when the registry has a newer image"));
+        r.notes.push(format!(
+            "approximation: pull_policy {p:?}: pulled when the registry has a newer image"
+        ));
     }
     Ok(())
 }
@@ -845,23 +1050,29 @@ fn pull_policy(_: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
 // ------------------------------------------------------------ secrets, configs
 
 fn secrets(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut out = Vec::new();
     for item in items {
         let (src, target) = reference(item)?;
-        let name = ctx
-            .secrets
-            .get(&src)
-            .cloned()
-            .ok_or_else(|| format!("secret {src:?} is not declared in the top-level `secrets:`"))?;
-        let mut t = vec![("name".into(), name.clone()), ("type".into(), "mount".into())];
+        let name =
+            ctx.secrets.get(&src).cloned().ok_or_else(|| {
+                format!("secret {src:?} is not declared in the top-level `secrets:`")
+            })?;
+        let mut t = vec![
+            ("name".into(), name.clone()),
+            ("type".into(), "mount".into()),
+        ];
         t.push(("target".into(), target.unwrap_or(src.clone())));
         let file = ctx.s.files_dir.join("secrets").join(&name);
         if ctx.payloads.iter().any(|p| p.path == file) {
             t.push(("source".into(), file.to_string_lossy().into_owned()));
         }
         if ["uid", "gid", "mode"].iter().any(|k| item.get(k).is_some()) {
-            s.notes.push(format!("secret {src}: uid/gid/mode dropped (Podman's defaults: root, 0444)"));
+            s.notes.push(format!(
+                "secret {src}: uid/gid/mode dropped (Podman's defaults: root, 0444)"
+            ));
         }
         out.push(t);
     }
@@ -874,22 +1085,29 @@ fn reference(item: &Node) -> Result<(String, Option<String>), String> {
     match item.str() {
         Some(n) => Ok((n.to_string(), None)),
         None => {
-            let src = item.get("source").and_then(Node::str).ok_or("needs `source`")?;
-            Ok((src.to_string(), item.get("target").and_then(Node::str).map(str::to_string)))
+            let src = item
+                .get("source")
+                .and_then(Node::str)
+                .ok_or("needs `source`")?;
+            Ok((
+                src.to_string(),
+                item.get("target").and_then(Node::str).map(str::to_string),
+            ))
         }
     }
 }
 
 fn configs(ctx: &mut Ctx, s: &mut Svc, n: &Node) -> Result<(), String> {
-    let items = n.seq().ok_or_else(|| format!("expected a list, found {}", n.what()))?;
+    let items = n
+        .seq()
+        .ok_or_else(|| format!("expected a list, found {}", n.what()))?;
     let mut mounts = Vec::new();
     for item in items {
         let (src, target) = reference(item)?;
-        let file = ctx
-            .configs
-            .get(&src)
-            .cloned()
-            .ok_or_else(|| format!("config {src:?} is not declared in the top-level `configs:`"))?;
+        let file =
+            ctx.configs.get(&src).cloned().ok_or_else(|| {
+                format!("config {src:?} is not declared in the top-level `configs:`")
+            })?;
         let target = target.unwrap_or_else(|| format!("/{src}"));
         let m = format!("{}:{target}:ro", file.display());
         crate::spec::values::parse_mount(&m)?;

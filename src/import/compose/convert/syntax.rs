@@ -10,7 +10,9 @@ use crate::spec::values;
 /// A Compose byte size (`512m`, `1gb`, `1.5G`, `1048576`) -> spec size
 /// text in the largest exact unit (`"512M"`), or bytes.
 pub fn size(n: &Node) -> Result<String, String> {
-    let s = n.str().ok_or_else(|| format!("expected a size, found {}", n.what()))?;
+    let s = n
+        .str()
+        .ok_or_else(|| format!("expected a size, found {}", n.what()))?;
     let lower = s.trim().to_ascii_lowercase();
     let split = lower
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -44,7 +46,9 @@ pub fn size_text(bytes: u64) -> String {
 /// A Go duration (`1m30s`, `2.5s`, `500ms`, `1h`) -> spec duration text
 /// in whole seconds, or milliseconds when it has a fraction of a second.
 pub fn duration(n: &Node) -> Result<String, String> {
-    let s = n.str().ok_or_else(|| format!("expected a duration, found {}", n.what()))?;
+    let s = n
+        .str()
+        .ok_or_else(|| format!("expected a duration, found {}", n.what()))?;
     let mut rest = s.trim();
     let mut ms = 0f64;
     if rest.is_empty() {
@@ -126,7 +130,10 @@ pub fn strings(n: &Node) -> Result<Vec<String>, String> {
     match &n.val {
         Val::Seq(items) => items
             .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| format!("expected a list of strings, found {} in it", i.what())))
+            .map(|i| {
+                scalar_text(i)
+                    .ok_or_else(|| format!("expected a list of strings, found {} in it", i.what()))
+            })
             .collect(),
         Val::Scalar(s, k) if *k != Kind::Null => Ok(vec![s.clone()]),
         _ => Err(format!("expected a list of strings, found {}", n.what())),
@@ -148,6 +155,7 @@ pub fn string_map(n: &Node) -> Result<Vec<(String, Option<String>)>, String> {
 }
 
 /// One published port range of the short syntax, expanded.
+#[derive(Debug)]
 pub struct Ports {
     pub specs: Vec<String>,
 }
@@ -169,7 +177,10 @@ pub fn port_short(s: &str) -> Result<Ports, String> {
             let parts: Vec<&str> = body.split(':').collect();
             match parts.len() {
                 1 | 2 => (None, body),
-                3 => (Some(parts[0].to_string()).filter(|i| !i.is_empty()), &body[parts[0].len() + 1..]),
+                3 => (
+                    Some(parts[0].to_string()).filter(|i| !i.is_empty()),
+                    &body[parts[0].len() + 1..],
+                ),
                 _ => return Err(format!("invalid port {s:?}")),
             }
         }
@@ -204,7 +215,13 @@ pub fn port_long(n: &Node) -> Result<Ports, String> {
         }
     });
     let proto = get("protocol");
-    ports(ip.as_deref(), &published, &target, proto.as_deref(), &target)
+    ports(
+        ip.as_deref(),
+        &published,
+        &target,
+        proto.as_deref(),
+        &target,
+    )
 }
 
 fn ports(
@@ -216,7 +233,11 @@ fn ports(
 ) -> Result<Ports, String> {
     let range = |r: &str| -> Result<(u32, u32), String> {
         let (a, b) = r.split_once('-').unwrap_or((r, r));
-        let p = |x: &str| x.trim().parse::<u32>().map_err(|_| format!("invalid port {orig:?}"));
+        let p = |x: &str| {
+            x.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("invalid port {orig:?}"))
+        };
         Ok((p(a)?, p(b)?))
     };
     let (h0, h1) = range(host)?;
@@ -371,7 +392,11 @@ pub fn volume_long(n: &Node, base: &Path) -> Result<VolEntry, String> {
             }
         }
     }
-    if n.get("volume").and_then(|v| v.get("nocopy")).and_then(Node::str) == Some("true") {
+    if n.get("volume")
+        .and_then(|v| v.get("nocopy"))
+        .and_then(Node::str)
+        == Some("true")
+    {
         e.options.push("nocopy".into());
     }
     if let Some(c) = get("consistency") {
@@ -424,8 +449,8 @@ mod tests {
         assert_eq!(image("nginx").0, "docker.io/library/nginx");
         assert_eq!(image("bitnami/redis:7").0, "docker.io/bitnami/redis:7");
         assert_eq!(image("quay.io/a/b"), ("quay.io/a/b".into(), false));
-        assert_eq!(image("localhost/x").1, false);
-        assert_eq!(image("localhost:5000/x").1, false);
+        assert!(!image("localhost/x").1);
+        assert!(!image("localhost:5000/x").1);
     }
 
     #[test]
@@ -440,8 +465,14 @@ mod tests {
     #[test]
     fn ports_short() {
         assert_eq!(port_short("8080:80").unwrap().specs, ["8080:80"]);
-        assert_eq!(port_short("127.0.0.1:53:53/udp").unwrap().specs, ["127.0.0.1:53:53/udp"]);
-        assert_eq!(port_short("9000-9001:8000-8001").unwrap().specs, ["9000:8000", "9001:8001"]);
+        assert_eq!(
+            port_short("127.0.0.1:53:53/udp").unwrap().specs,
+            ["127.0.0.1:53:53/udp"]
+        );
+        assert_eq!(
+            port_short("9000-9001:8000-8001").unwrap().specs,
+            ["9000:8000", "9001:8001"]
+        );
         assert_eq!(port_short("[::1]:80:80").unwrap().specs, ["[::1]:80:80"]);
         assert!(port_short("80").unwrap_err().contains("random host port"));
         assert!(port_short("127.0.0.1::80").unwrap_err().contains("random"));
@@ -456,9 +487,18 @@ mod tests {
         assert_eq!(v.source, VolSource::Host("/srv/app/data".into()));
         assert_eq!(v.options, ["ro", "Z"]);
         assert_eq!(v.dropped, ["cached"]);
-        assert_eq!(volume_short("db:/var/lib/db", base).unwrap().source, VolSource::Named("db".into()));
-        assert_eq!(volume_short("/cache", base).unwrap().source, VolSource::Anonymous);
-        assert_eq!(volume_short("../x:/x", base).unwrap().source, VolSource::Host("/srv/x".into()));
+        assert_eq!(
+            volume_short("db:/var/lib/db", base).unwrap().source,
+            VolSource::Named("db".into())
+        );
+        assert_eq!(
+            volume_short("/cache", base).unwrap().source,
+            VolSource::Anonymous
+        );
+        assert_eq!(
+            volume_short("../x:/x", base).unwrap().source,
+            VolSource::Host("/srv/x".into())
+        );
         assert!(volume_short("a:/b:bogus", base).is_err());
     }
 }
