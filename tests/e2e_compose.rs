@@ -41,7 +41,9 @@ fn copy_dir(src: &Path, dst: &Path, ws: &Workspace) {
 }
 
 fn inspect(ws: &Workspace, name: &str) -> Value {
-    let out = ws.env.user_ok(&["podman", "inspect", "--type", "container", name]);
+    let out = ws
+        .env
+        .user_ok(&["podman", "inspect", "--type", "container", name]);
     let v: Value = serde_json::from_str(&out).expect("podman inspect JSON");
     v[0].clone()
 }
@@ -55,7 +57,11 @@ fn compared(c: &Value) -> Value {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter(|e| !["PATH=", "HOSTNAME=", "container=", "TERM=", "HOME="].iter().any(|p| e.starts_with(p)))
+        .filter(|e| {
+            !["PATH=", "HOSTNAME=", "container=", "TERM=", "HOME="]
+                .iter()
+                .any(|p| e.starts_with(p))
+        })
         .collect();
     let mut env = env;
     env.sort();
@@ -64,7 +70,11 @@ fn compared(c: &Value) -> Value {
         .into_iter()
         .flatten()
         .map(|m| {
-            let src = if m["Type"] == "volume" { m["Name"].to_string() } else { m["Source"].to_string() };
+            let src = if m["Type"] == "volume" {
+                m["Name"].to_string()
+            } else {
+                m["Source"].to_string()
+            };
             format!("{} {src} -> {} rw={}", m["Type"], m["Destination"], m["RW"])
         })
         .collect();
@@ -94,7 +104,13 @@ fn compared(c: &Value) -> Value {
 /// each service's container, then takes the project down.
 fn podman_compose(ws: &Workspace, dir: &Path, project: &str, services: &[&str]) -> Vec<Value> {
     let d = dir.to_string_lossy().into_owned();
-    let cd = |cmd: &str| ws.env.user_ok(&["sh", "-c", &format!("cd '{d}' && podman-compose -p {project} {cmd}")]);
+    let cd = |cmd: &str| {
+        ws.env.user_ok(&[
+            "sh",
+            "-c",
+            &format!("cd '{d}' && podman-compose -p {project} {cmd}"),
+        ])
+    };
     cd("up -d");
     let out = services
         .iter()
@@ -166,7 +182,11 @@ fn service_healthy_starts_web_after_db_is_healthy() {
         out.trim().parse::<f64>().unwrap()
     };
     let (db, web) = (started("e2ecgate-db"), started("e2ecgate-web"));
-    assert!(web - db >= 6.0, "web started {:.1}s after db, before db was healthy", web - db);
+    assert!(
+        web - db >= 6.0,
+        "web started {:.1}s after db, before db was healthy",
+        web - db
+    );
     let health = inspect(&ws, "e2ecgate-db")["State"]["Health"]["Status"].clone();
     assert_eq!(health, "healthy");
 }
