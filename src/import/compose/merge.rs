@@ -312,13 +312,13 @@ mod tests {
     #[test]
     fn unique_resources_replace_by_target() {
         let m = merged(
-            "volumes: [foo:/work, /a:/a]\nports: ['80:80']\n",
-            "volumes: [bar:/work, {type: bind, source: /b, target: /b}]\nports: ['80:80', '443:443']\n",
+            "volumes: [foo:/app, /a:/a]\nports: ['80:80']\n",
+            "volumes: [bar:/app, {type: bind, source: /b, target: /b}]\nports: ['80:80', '443:443']\n",
         );
         assert_eq!(m.get("volumes").unwrap().seq().unwrap().len(), 3);
         assert_eq!(
             m.get("volumes").unwrap().seq().unwrap()[0].str(),
-            Some("bar:/work")
+            Some("bar:/app")
         );
         assert_eq!(strs(m.get("ports").unwrap()), ["80:80", "443:443"]);
     }
