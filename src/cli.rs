@@ -108,6 +108,9 @@ pub enum Command {
     /// healthy (see "Health-gated ordering" in deploy-agent(5)); not
     /// usually typed by hand.
     WaitHealthy(WaitHealthyCmd),
+    /// Convert another tool's files into spec files.
+    #[command(subcommand)]
+    Import(ImportCmd),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +142,63 @@ pub struct WaitHealthyCmd {
     /// Time between probes
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
     pub every: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Convert a Compose project into spec files, one per service plus one
+    /// for its networks and volumes.
+    ///
+    /// Reads the files the way `docker compose config` does: several -f
+    /// files merged, `.env` and ${VAR} interpolation resolved now (the
+    /// variables used are listed in each file's header), profiles, extends,
+    /// YAML anchors. Every place where the spec differs from what Compose
+    /// would do carries a comment starting "approximation:". Secret and
+    /// config contents are written as files under --secrets-dir (mode
+    /// 0600), never into the specs.
+    ///
+    /// What a spec cannot express (a `build:` without `image:`, replicas
+    /// above 1, `network_mode: service:X`, a port on a random host port,
+    /// ...) is refused: all of it is listed with file:line and key, and
+    /// nothing is written (exit 2) unless --partial is given.
+    ///
+    /// Names: containers are PROJECT-SERVICE (or `container_name`),
+    /// networks and volumes PROJECT_NAME (or their `name:`), as Compose
+    /// names them; each container keeps its service name as a network
+    /// alias.
+    Compose(ComposeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ComposeArgs {
+    /// Compose file; repeat to merge several, in order, like `docker compose
+    /// -f`. Default: compose.yaml (or docker-compose.yml, ...) here, and its
+    /// compose.override.yaml if there is one
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Variables for ${VAR} interpolation [default: .env beside the first file, if any];
+    /// the environment wins over it, as in Compose
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Project name, the prefix of every name [default: COMPOSE_PROJECT_NAME, the
+    /// file's `name:`, or the first file's directory name]
+    #[arg(short = 'p', long, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Enable services of this profile (repeatable; COMPOSE_PROFILES too)
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Directory to write the spec files into (created if missing); files the
+    /// importer did not write are never replaced
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where secret and config contents are written, as files the specs refer
+    /// to by absolute path [default: OUT/files]
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Write what can be converted and list the rest, instead of writing
+    /// nothing when something cannot be converted
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Args)]

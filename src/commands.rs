@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::agent::{Agent, AgentError};
-use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command};
+use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command, ComposeArgs, ImportCmd};
 use crate::config::{Config, Env, Overrides};
 use crate::reconcile::{describe, ActionKind, Extra};
 use crate::result::ApplyResult;
@@ -26,6 +26,10 @@ pub fn main(cli: Cli) -> ExitCode {
     // Run by systemd inside a unit's start: needs no settings, specs or bus.
     if let Command::WaitHealthy(w) = &cli.command {
         return wait_healthy(w);
+    }
+    // Import reads no agent settings: it only writes spec files.
+    if let Command::Import(ImportCmd::Compose(args)) = &cli.command {
+        return ExitCode::from(import_compose(args));
     }
     let over = Overrides {
         config: cli.global.config.clone(),
@@ -60,7 +64,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Status { json } => status(cfg, json).await,
             Command::History { json } => history(cfg, json),
             Command::Rollback { to, dry_run, apply } => rollback(cfg, to, dry_run, &apply).await,
-            Command::WaitHealthy(_) => unreachable!("handled before the settings are read"),
+            Command::WaitHealthy(_) | Command::Import(_) => {
+                unreachable!("handled before the agent settings are read")
+            }
         }
     });
     // Not a plain drop: that waits for blocking tasks, and one may still be
@@ -128,6 +134,70 @@ fn chain(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// `import compose`: every refusal with file:line and key; exit 2 with
+/// nothing written, unless `--partial`.
+fn import_compose(args: &ComposeArgs) -> u8 {
+    use crate::import::compose;
+    let opts = compose::Options {
+        files: args.files.clone(),
+        env_file: args.env_file.clone(),
+        project_name: args.project_name.clone(),
+        profiles: args.profiles.clone(),
+        files_dir: args.secrets_dir.clone(),
+        out: args.out.clone(),
+        env: std::env::vars().collect(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+    };
+    let imp = compose::import(&opts);
+    for p in &imp.problems {
+        eprintln!("error: {p}");
+    }
+    let fatal = imp
+        .problems
+        .iter()
+        .any(|p| p.scope == compose::Scope::Import);
+    if fatal || (!imp.problems.is_empty() && !args.partial) {
+        let hint = if fatal {
+            ""
+        } else {
+            " (--partial writes the rest)"
+        };
+        eprintln!("{} problem(s): nothing written{hint}", imp.problems.len());
+        return EXIT_INVALID;
+    }
+    if let Err(errs) = compose::validate(&imp, &args.out) {
+        for e in errs.iter() {
+            eprintln!("error: {e}");
+        }
+        eprintln!("the imported specs do not validate: nothing written (an importer bug; please report it)");
+        return EXIT_INVALID;
+    }
+    if let Err(e) = compose::write(&imp, &args.out) {
+        eprintln!("error: {e}");
+        return EXIT_FAILED;
+    }
+    for s in &imp.inactive {
+        println!("not imported: service {s}");
+    }
+    for v in &imp.variables {
+        println!("variable: {v}");
+    }
+    println!(
+        "wrote {} spec file(s) and {} secret/config file(s) for project {:?} to {}",
+        imp.specs.len(),
+        imp.payloads.len(),
+        imp.project,
+        args.out.display()
+    );
+    if !imp.problems.is_empty() {
+        println!(
+            "left out (--partial): {} item(s), listed above",
+            imp.problems.len()
+        );
+    }
+    EXIT_OK
 }
 
 fn agent(cfg: Config, args: Option<&ApplyArgs>) -> Result<Agent, u8> {

@@ -15,6 +15,7 @@ pub mod failpoint;
 pub mod health;
 pub mod history;
 pub mod images;
+pub mod import;
 pub mod inputs;
 pub mod journal;
 pub mod lock;

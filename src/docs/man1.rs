@@ -182,6 +182,20 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
             ),
             (EXIT_INVALID, "A usage error."),
         ],
+        "import" => vec![
+            (
+                EXIT_OK,
+                "The spec files were written (with `--partial`: what could be converted; \
+                 the rest is listed).",
+            ),
+            (EXIT_FAILED, "A file could not be written."),
+            (
+                EXIT_INVALID,
+                "Something in the Compose files cannot be expressed in a spec (each listed with \
+                 file:line and key; nothing written unless `--partial`), a Compose file cannot be \
+                 read or parsed, or a usage error.",
+            ),
+        ],
         _ => vec![],
     }
 }

@@ -510,10 +510,10 @@ pub static KEYS: &[Key] = &[
     key(C, "sysctls", Ty::Map(values::check_sysctl_key, any), c("Sysctl"),
         "table of strings, default none", "Namespaced kernel parameters, e.g. `{ \"net.ipv4.ip_forward\" = \"1\" }`."),
     key(C, "shm_size", Ty::Size, c("ShmSize"), "size, default Podman's (64M)", "The size of `/dev/shm`."),
-    key(C, "log_driver", Ty::Choice(&["journald", "k8s-file", "none", "passthrough", "passthrough-tty"]),
+    key(C, "log_driver", Ty::Choice(&["journald", "k8s-file", "json-file", "none", "passthrough", "passthrough-tty"]),
         c("LogDriver"), "string, default Podman's",
-        "Where the container's output goes: `journald`, `k8s-file`, `none`, `passthrough`, \
-         `passthrough-tty`."),
+        "Where the container's output goes: `journald`, `k8s-file` (`json-file` is Podman's \
+         other name for it), `none`, `passthrough`, `passthrough-tty`."),
     key(C, "log_opt", Ty::Map(values::check_opt_key, values::check_word), c("LogOpt"),
         "table of strings, default none", "Log driver options, e.g. `{ tag = \"web\" }`."),
     key(C, "stop_signal", Ty::Str(values::check_signal), c("StopSignal"), "string, default `SIGTERM`",

@@ -1,0 +1,3 @@
+//! Importers: other tools' files -> deploy-agent spec files.
+
+pub mod compose;
