@@ -232,7 +232,8 @@ async fn a_failing_unit_reports_its_own_reason_and_its_dependents_fail_as_depend
     assert_eq!(o[2].result, JobResult::Dependency);
     assert!(!o[2].ok());
     assert!(
-        o[2].describe().starts_with("start job dependency"),
+        o[2].describe()
+            .starts_with("not started: a unit it requires did not start"),
         "{}",
         o[2].describe()
     );
