@@ -95,9 +95,32 @@ fn compared(c: &Value) -> Value {
         "pids": host["PidsLimit"],
         "read_only": host["ReadonlyRootfs"],
         "tmpfs": host["Tmpfs"],
-        "healthcheck": cfg["Healthcheck"],
+        // Twice: the shell string holds one word that is itself the command line.
+        "healthcheck": health(&health(&cfg["Healthcheck"])),
         "workdir": cfg["WorkingDir"],
     })
+}
+
+/// Podman-compose 1.0.3 passes an exec-form `["CMD", ...]` test as one
+/// shell string (`["CMD-SHELL", "/bin/sh -c 'a' 'b'"]`, see
+/// expected-differences.txt); read back into words, it is the same command.
+fn health(h: &Value) -> Value {
+    let mut h = h.clone();
+    let test = h["Test"].as_array().cloned().unwrap_or_default();
+    let joined = match (
+        test.first().and_then(Value::as_str),
+        test.get(1).and_then(Value::as_str),
+    ) {
+        (Some("CMD-SHELL"), Some(t)) if test.len() == 2 => t.strip_prefix("/bin/sh -c "),
+        (Some("CMD"), Some(t)) if test.len() == 2 && t.contains(' ') => Some(t),
+        _ => None,
+    };
+    if let Some(words) = joined.and_then(|t| shell_words::split(t).ok()) {
+        let mut argv = vec![Value::from("CMD")];
+        argv.extend(words.into_iter().map(Value::from));
+        h["Test"] = Value::from(argv);
+    }
+    h
 }
 
 /// Runs podman-compose for the project, returns the compared fields of
@@ -189,4 +212,13 @@ fn service_healthy_starts_web_after_db_is_healthy() {
     );
     let health = inspect(&ws, "e2ecgate-db")["State"]["Health"]["Status"].clone();
     assert_eq!(health, "healthy");
+}
+
+#[test]
+fn a_joined_health_test_reads_back_into_words() {
+    let h = serde_json::json!({ "Test": ["CMD-SHELL", "/bin/sh -c test' '-f' '/tmp/ready"], "Retries": 3 });
+    assert_eq!(
+        health(&health(&h)),
+        serde_json::json!({ "Test": ["CMD", "test", "-f", "/tmp/ready"], "Retries": 3 })
+    );
 }

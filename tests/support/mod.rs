@@ -148,6 +148,10 @@ impl TestEnv {
     }
 
     pub fn write_bytes(&self, path: &Path, contents: &[u8]) {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+            self.chown_tree(dir);
+        }
         std::fs::write(path, contents).unwrap();
         self.chown(path);
     }
