@@ -46,6 +46,13 @@ pub struct GlobalArgs {
     /// [default: ~/.local/state/deploy-agent, or /var/lib/deploy-agent as root]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Act on the calling user's systemd manager and paths, even as root
+    /// [default: the user manager, or the system manager as root]
+    #[arg(long, global = true, conflicts_with = "system")]
+    pub user: bool,
+    /// Act on the system manager and the system paths (needs root)
+    #[arg(long, global = true)]
+    pub system: bool,
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -37,7 +37,17 @@ pub fn main(cli: Cli) -> ExitCode {
         output_dir: cli.global.output_dir.clone(),
         state_dir: cli.global.state_dir.clone(),
     };
-    let cfg = match Config::load(&over, &Env::from_process()) {
+    let mut env = Env::from_process();
+    if cli.global.system && !env.root {
+        eprintln!(
+            "error: --system acts on the system manager and its paths, which needs root (sudo deploy-agent --system ...)"
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if cli.global.user {
+        env.root = false;
+    }
+    let cfg = match Config::load(&over, &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -228,15 +238,29 @@ fn scope_line(cfg: &Config) -> String {
 }
 
 /// Prints an agent error the way operators read it; returns the exit code.
-fn report_error(e: &AgentError) -> u8 {
+/// The agent's errors say what an apply left alone ("nothing was
+/// changed"); a read-only command (`validate`, `render`, `plan`) changes
+/// nothing in any case, and does not say so.
+fn report_error(e: &AgentError, read_only: bool) -> u8 {
+    let said = |text: String| {
+        if read_only {
+            text.replace("; nothing was changed", "")
+                .replace(", nothing was changed", "")
+        } else {
+            text
+        }
+    };
     match e {
         AgentError::Invalid(errs) => {
             for err in errs.iter() {
                 eprintln!("{err}");
             }
-            eprintln!("{} error(s); nothing was changed.", errs.len());
+            eprintln!(
+                "{}",
+                said(format!("{} error(s); nothing was changed.", errs.len()))
+            );
         }
-        other => eprintln!("error: {other}"),
+        other => eprintln!("error: {}", said(other.to_string())),
     }
     e.exit_code()
 }
@@ -248,11 +272,11 @@ fn validate(cfg: Config) -> Result<u8> {
     };
     let set = match agent.load_specs() {
         Ok(s) => s,
-        Err(e) => return Ok(report_error(&e)),
+        Err(e) => return Ok(report_error(&e, true)),
     };
     // Rendering catches what only the target Podman version can tell.
     if let Err(e) = agent.render(&set) {
-        return Ok(report_error(&e));
+        return Ok(report_error(&e, true));
     }
     let budget = agent.budget(&set);
     for w in &budget.warnings {
@@ -283,11 +307,11 @@ fn render(cfg: Config, out: &Path) -> Result<u8> {
     };
     let set = match agent.load_specs() {
         Ok(s) => s,
-        Err(e) => return Ok(report_error(&e)),
+        Err(e) => return Ok(report_error(&e, true)),
     };
     let files = match agent.render(&set) {
         Ok(f) => f,
-        Err(e) => return Ok(report_error(&e)),
+        Err(e) => return Ok(report_error(&e, true)),
     };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for (name, text) in &files {
@@ -306,7 +330,7 @@ async fn plan(cfg: Config, json: bool) -> Result<u8> {
     };
     let set = match agent.load_specs() {
         Ok(s) => s,
-        Err(e) => return Ok(report_error(&e)),
+        Err(e) => return Ok(report_error(&e, true)),
     };
     // Units stopped outside a change are part of the plan when systemd
     // answers; without it the plan is the files' alone, and says so.
@@ -326,7 +350,7 @@ async fn plan(cfg: Config, json: bool) -> Result<u8> {
     };
     let (_, desired, plan) = match agent.plan_set(set, extra) {
         Ok(x) => x,
-        Err(e) => return Ok(report_error(&e)),
+        Err(e) => return Ok(report_error(&e, true)),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -370,7 +394,7 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
             print_json(&ApplyResult::refused(e));
             e.exit_code()
         } else {
-            report_error(e)
+            report_error(e, false)
         }
     };
     // Validate before touching the bus: bad specs are exit 2 even when systemd is down.
@@ -618,6 +642,6 @@ async fn rollback(cfg: Config, to: Option<u64>, dry_run: bool, args: &ApplyArgs)
         .await
     {
         Ok(applied) => Ok(print_applied(&applied)),
-        Err(e) => Ok(report_error(&e)),
+        Err(e) => Ok(report_error(&e, false)),
     }
 }

@@ -130,7 +130,11 @@ fn validate_prints_every_error_and_exits_2() {
         err.contains("b.toml:1:12: container.web: container \"web\" is already defined in"),
         "{err}"
     );
-    assert!(err.contains("3 error(s); nothing was changed."), "{err}");
+    // validate changes nothing in any case: it does not say so.
+    assert!(
+        err.contains("3 error(s).") && !err.contains("nothing was changed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -378,10 +382,12 @@ fn refused_by_every_command(d: &Path, specs: &Path, want: &str) {
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {out}{err}");
         assert!(err.contains(want), "{cmd}: {err}");
-        assert!(
-            err.contains("1 error(s); nothing was changed."),
-            "{cmd}: {err}"
-        );
+        let summary = if cmd == "apply" {
+            "1 error(s); nothing was changed."
+        } else {
+            "1 error(s)."
+        };
+        assert!(err.contains(summary), "{cmd}: {err}");
         assert!(!out_dir.exists() && !state.exists(), "{cmd} wrote nothing");
     }
 }
@@ -656,4 +662,64 @@ fn plan_and_apply_name_their_manager_and_paths() {
         );
         assert!(err.lines().next() == Some(want.as_str()), "{cmd}: {err}");
     }
+}
+
+#[test]
+fn user_and_system_choose_the_manager_and_its_paths() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(specs.join("web.toml"), "[container.web]\nimage = \"x\"\n").unwrap();
+    std::fs::write(d.path().join("agent.toml"), "").unwrap();
+    let home = d.path().join("home");
+    let scope_line = |flag: &str| {
+        let o = offline()
+            .args(["plan", flag, "--specs"])
+            .arg(&specs)
+            .arg("--config")
+            .arg(d.path().join("agent.toml"))
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .output()
+            .unwrap();
+        let (_, err) = text(&o);
+        err.lines()
+            .find(|l| l.starts_with("deploy-agent: the "))
+            .unwrap_or_else(|| panic!("no scope line for {flag}:\n{err}"))
+            .to_string()
+    };
+    if nix::unistd::geteuid().is_root() {
+        // As root, --user picks root's own user manager and its XDG paths.
+        let user = scope_line("--user");
+        assert!(
+            user.starts_with("deploy-agent: the user manager of uid 0;"),
+            "{user}"
+        );
+        assert!(
+            user.contains(&format!(
+                "output {}/.config/containers/systemd/deploy-agent",
+                home.display()
+            )),
+            "{user}"
+        );
+        let system = scope_line("--system");
+        assert!(
+            system.starts_with("deploy-agent: the system manager;"),
+            "{system}"
+        );
+        assert!(
+            system.contains("output /etc/containers/systemd/deploy-agent"),
+            "{system}"
+        );
+    } else {
+        let o = offline().args(["plan", "--system"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o).1.contains("--system acts on the system manager"));
+    }
+    let o = offline()
+        .args(["plan", "--user", "--system"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "the two flags exclude each other");
 }
