@@ -151,6 +151,7 @@ main() {
     build_push 2
     local v=1 n=0
     spec 1 0
+    printf '[agent]\npull_ahead = true\n' >"$WORK/agent.toml"
     agent apply >/dev/null
     declare -A runs=()
     local t0 pull_s
@@ -165,7 +166,7 @@ main() {
             local ahead=true next=$v
             [ "$mode" = no-ahead ] && ahead=false
             [ "$mode" = restart ] || next=$((3 - v))
-            printf 'pull_ahead = %s\n' "$ahead" >"$WORK/agent.toml"
+            printf '[agent]\npull_ahead = %s\n' "$ahead" >"$WORK/agent.toml"
             [ "$mode" = restart ] || podman rmi -f "$REG/bench-pull:v$next" >/dev/null
             spec "$next" "$n"
             local ms
@@ -187,7 +188,7 @@ write_results() {
 <!-- pull-ahead:begin -->
 ## Image updates: pulling ahead
 
-\`bash tests/env/testenv user bash benches/pull_ahead.sh $MB\` ($(date -u +%Y-%m-%d), Podman $(podman --version | awk '{ print $3 }'), $(nproc) cores): one busybox httpd container, updated between two images that differ by a ${MB} MiB layer of random data, pushed to a local registry (Debian's \`docker-registry\`, HTTP API v2 on 127.0.0.1); the new image is removed locally before each update. One \`podman pull\` of it takes ${4} s. Downtime is the time from the last response of the old container to the first of the new one, seen by a poller asking every 5 ms; median of $REPS runs of each kind, in the same run:
+\`BENCH_REPS=$REPS bash benches/pull_ahead.sh $MB\` (as root; it runs itself as the test user) ($(date -u +%Y-%m-%d), Podman $(podman --version | awk '{ print $3 }'), $(nproc) cores): one busybox httpd container, updated between two images that differ by a ${MB} MiB layer of random data, pushed to a local registry (Debian's \`docker-registry\`, HTTP API v2 on 127.0.0.1); the new image is removed locally before each update. One \`podman pull\` of it takes ${4} s. Downtime is the time from the last response of the old container to the first of the new one, seen by a poller asking every 5 ms; median of $REPS runs of each kind, in the same run:
 
 | restart | downtime (ms, median) | runs (ms) | ratio to a bare restart |
 |---|---|---|---|
