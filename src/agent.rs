@@ -221,6 +221,25 @@ impl Agent {
         crate::budget::check(set, host)
     }
 
+    /// The rendered files that differ from what the specs (and pins) say:
+    /// edited, removed, added or unmarked outside the agent. Empty when the
+    /// specs cannot be read (their own error is logged by the apply).
+    pub fn output_drift(&self) -> Vec<String> {
+        let Ok(set) = self.load_specs() else {
+            return Vec::new();
+        };
+        let Ok((_, _, plan)) = self.plan_set(set, Extra::default()) else {
+            return Vec::new();
+        };
+        plan.add
+            .iter()
+            .chain(&plan.change)
+            .chain(&plan.remove)
+            .map(|f| f.name.clone())
+            .chain(plan.conflicts.iter().cloned())
+            .collect()
+    }
+
     /// Applies the specs: the whole pipeline, logged, recorded in history.
     pub async fn apply(
         &self,
@@ -559,6 +578,9 @@ pub fn log_failure(e: &AgentError) {
                 "{} spec error(s); nothing was changed, running services keep running",
                 errs.len()
             );
+        }
+        AgentError::Apply(ApplyError::Conflicts(_)) => {
+            tracing::error!(message_id = ids::OUTPUT_EDITED, "{e}");
         }
         AgentError::Apply(ApplyError::QuadletRejected(_)) => {
             tracing::error!(message_id = ids::QUADLET_REJECTED, "{e}");

@@ -402,6 +402,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     // specs directory; watch their directories too.
     let mut inputs_watcher = input_watcher(&d, debounce);
     let mut retry = d.apply("start").await.then(|| next_retry(None));
+    // The rendered files: a hand edit, a removal or a lost mark is noticed
+    // when it happens, not at the next trigger.
+    let mut output_watcher = output_watcher_for(&d, debounce);
     notify(&[sd_notify::NotifyState::Ready]);
 
     loop {
@@ -417,6 +420,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
                 }
                 tracing::info!(paths = paths.len(), "specs changed");
                 "specs changed"
+            }
+            _ = next_output(&mut output_watcher) => {
+                let drift = d.agent.output_drift();
+                if drift.is_empty() {
+                    continue; // the agent's own writes
+                }
+                tracing::warn!(
+                    message_id = ids::OUTPUT_EDITED,
+                    "rendered files changed outside the agent ({}): applying the specs again",
+                    drift.join(", ")
+                );
+                "rendered files changed outside the agent"
             }
             paths = next_input(&mut inputs_watcher) => {
                 tracing::info!(paths = paths.len(), "input files changed");
@@ -484,6 +499,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             .await
             .then(|| next_retry(retry.map(|r| r.1)));
         inputs_watcher = input_watcher(&d, debounce);
+        if output_watcher.is_none() {
+            output_watcher = output_watcher_for(&d, debounce);
+        }
         notify(&[sd_notify::NotifyState::Ready]);
     }
     notify(&[
@@ -492,6 +510,37 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     ]);
     tracing::info!("deploy-agent stopping; services keep running");
     Ok(crate::commands::EXIT_OK)
+}
+
+/// A watcher over the output directory's Quadlet files (none until the
+/// directory exists).
+fn output_watcher_for(d: &Daemon, debounce: Duration) -> Option<DirWatcher> {
+    let dir = &d.agent.cfg.output_dir;
+    if !dir.is_dir() {
+        return None;
+    }
+    match DirWatcher::new(&[dir.as_path()], debounce) {
+        Ok(w) => Some(w.only(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| crate::reconcile::unit_for_file(n).is_some())
+        })),
+        Err(e) => {
+            tracing::warn!("cannot watch the rendered files: {e}");
+            None
+        }
+    }
+}
+
+async fn next_output(w: &mut Option<DirWatcher>) {
+    match w {
+        Some(watcher) => {
+            if watcher.next().await.is_none() {
+                *w = None;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// A watcher over the directories of the containers' input files (none if there are none).

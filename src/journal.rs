@@ -37,6 +37,10 @@ pub mod ids {
     /// A changed container's new image could not be pulled: its old
     /// container keeps running, its change is not applied.
     pub const PULL_FAILED: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c0b";
+    /// A rendered file was edited, removed, or lost its mark outside the
+    /// agent: the daemon applies the specs again (an unmarked file is
+    /// refused, with where it is).
+    pub const OUTPUT_EDITED: &str = "5b3e0c0a8f4d4c55a1d2e36f9a7b1c0c";
 }
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM
@@ -145,6 +149,11 @@ mod tests {
             "PULL_FAILED",
             ids::PULL_FAILED,
             "an image could not be pulled; the old container keeps running",
+        ),
+        (
+            "OUTPUT_EDITED",
+            ids::OUTPUT_EDITED,
+            "a rendered file was edited, removed or lost its mark outside the agent",
         ),
     ];
 

@@ -71,7 +71,49 @@ pub async fn collect(cfg: &Config, sd: &Systemd) -> anyhow::Result<Vec<Row>> {
         });
     }
     add_dependency_notes(&mut rows, &current.managed);
+    for (file, kind) in &current.foreign {
+        if let Some(unit) = unit_for_file(file) {
+            rows.push(unmanaged_row(
+                unit.clone(),
+                file,
+                *kind,
+                sd.unit_status(&unit).await?,
+            ));
+        }
+    }
     Ok(rows)
+}
+
+/// A Quadlet file in the output directory without the agent's mark (edited
+/// by hand, or never the agent's): listed, so that it does not vanish from
+/// `status`, with what to do.
+fn unmanaged_row(
+    unit: String,
+    file: &str,
+    kind: crate::output::ForeignKind,
+    st: crate::systemd::UnitStatus,
+) -> Row {
+    let what = match kind {
+        crate::output::ForeignKind::Unmarked => "has no deploy-agent mark",
+        crate::output::ForeignKind::Symlink => "is a symlink",
+    };
+    Row {
+        unit,
+        file: file.to_string(),
+        load_state: st.load_state,
+        active_state: st.active_state,
+        sub_state: st.sub_state,
+        health: "-".into(),
+        last_check: None,
+        last_result: None,
+        restarts: st.n_restarts,
+        memory_current: st.memory_current,
+        memory_max: st.memory_max,
+        generation: None,
+        note: Some(format!(
+            "not managed: {file} {what} (edited by hand, or not written by deploy-agent); the agent will not touch it: remove it, then apply"
+        )),
+    }
 }
 
 /// For each unit not active, the first unit it `Requires=` (in its rendered
@@ -108,8 +150,14 @@ fn add_dependency_notes(rows: &mut [Row], files: &std::collections::BTreeMap<Str
 /// Whether every row is well: the unit active, its health not unhealthy or
 /// failed (`status` exits 1 otherwise, for monitoring scripts).
 pub fn all_well(rows: &[Row]) -> bool {
-    rows.iter()
-        .all(|r| r.active_state == "active" && !matches!(r.health.as_str(), "unhealthy" | "failed"))
+    rows.iter().all(|r| {
+        r.active_state == "active"
+            && !matches!(r.health.as_str(), "unhealthy" | "failed")
+            && !r
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("not managed"))
+    })
 }
 
 pub fn table(rows: &[Row]) -> String {
