@@ -23,6 +23,9 @@ pub enum AgentError {
     Invalid(SpecErrors),
     #[error("cannot render the specs; nothing was changed: {0}")]
     Render(#[from] RenderError),
+    /// A render error with where the spec wrote what caused it.
+    #[error("{at}: {error}; nothing was changed")]
+    RenderAt { at: String, error: RenderError },
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -51,6 +54,7 @@ impl AgentError {
         match self {
             AgentError::Invalid(_)
             | AgentError::Render(_)
+            | AgentError::RenderAt { .. }
             | AgentError::Budget(_)
             | AgentError::EmptySpecs { .. } => 2,
             AgentError::Inputs(crate::inputs::InputError::SecretPermissions { .. }) => 2,
@@ -127,7 +131,7 @@ impl Agent {
             agent_exe: agent_exe(),
             ..Default::default()
         };
-        let r = crate::render::render(set, &opts)?;
+        let r = crate::render::render(set, &opts).map_err(|e| located(set, e))?;
         Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
     }
 
@@ -556,6 +560,28 @@ impl Agent {
             elapsed,
             set,
         })
+    }
+}
+
+/// A render error with `file:line:col` of the spec that caused it, where
+/// that can be found (see [`crate::spec::locate`]).
+fn located(set: &SpecSet, e: RenderError) -> AgentError {
+    let (unit, key) = match &e {
+        RenderError::Unsupported { unit, feature, .. } => {
+            let is_key = feature
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+            (unit.as_str(), is_key.then_some(feature.as_str()))
+        }
+        RenderError::BadValue { unit, .. } => (unit.as_str(), None),
+        _ => return AgentError::Render(e),
+    };
+    match crate::spec::locate::locate(set, unit, key) {
+        Some((file, line, col)) => AgentError::RenderAt {
+            at: format!("{}:{line}:{col}", file.display()),
+            error: e,
+        },
+        None => AgentError::Render(e),
     }
 }
 

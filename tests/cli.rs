@@ -723,3 +723,32 @@ fn user_and_system_choose_the_manager_and_its_paths() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "the two flags exclude each other");
 }
+
+#[test]
+fn a_key_the_target_podman_lacks_is_reported_at_its_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\n  stop_signal = \"SIGINT\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("agent.toml"),
+        "[agent]\npodman_version = \"4.9\"\n",
+    )
+    .unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let want = format!(
+        "{}/a.toml:3:3: web.service: stop_signal needs",
+        specs.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        !err.contains("nothing was changed"),
+        "validate changes nothing anyway: {err}"
+    );
+}

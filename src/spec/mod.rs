@@ -6,6 +6,7 @@
 
 mod diag;
 pub mod keys;
+pub mod locate;
 pub mod model;
 // pub(crate): its key lists (`CONTAINER_KEYS`, ...) are what the man page
 // deploy-agent-specs(5) is checked against.
