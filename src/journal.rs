@@ -88,19 +88,74 @@ pub fn init(verbose: u8, daemon: bool) {
             return;
         }
     }
-    use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
-        .with_ansi(
-            std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
-        .with_target(false)
-        .without_time();
+        .event_format(Diagnostic {
+            fields: verbose > 0,
+        });
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(filter()))
         .try_init();
+}
+
+/// On a terminal or in a pipe, log lines read like the commands' own
+/// diagnostics: `warning: ...`, `error: ...`, no colour, no timestamps;
+/// the structured fields (unit, MESSAGE_ID, ...) only with `-v`.
+struct Diagnostic {
+    fields: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Diagnostic
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        let mut v = Fields::default();
+        event.record(&mut v);
+        write!(w, "{level}: {}", v.message)?;
+        if self.fields && !v.rest.is_empty() {
+            write!(w, " ({})", v.rest.join(", "))?;
+        }
+        writeln!(w)
+    }
+}
+
+/// An event's message, and its other fields as `key=value`.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: Vec<String>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, f: &tracing::field::Field, value: &str) {
+        if f.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.rest.push(format!("{}={value}", f.name()));
+        }
+    }
+
+    fn record_debug(&mut self, f: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if f.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.rest.push(format!("{}={value:?}", f.name()));
+        }
+    }
 }
 
 #[cfg(test)]

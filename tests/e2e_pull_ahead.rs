@@ -10,7 +10,8 @@ mod support;
 
 use support::{serial, stderr, stdout, web_spec, Workspace};
 
-const PULL_FAILED_FIELD: &str = "message_id=\"5b3e0c0a8f4d4c55a1d2e36f9a7b1c0b\"";
+/// With -v the CLI's diagnostics carry their journal fields.
+const PULL_FAILED_FIELD: &str = "message_id=5b3e0c0a8f4d4c55a1d2e36f9a7b1c0b";
 
 #[test]
 fn a_failed_pull_leaves_the_old_container_serving() {
@@ -31,7 +32,7 @@ fn a_failed_pull_leaves_the_old_container_serving() {
         .replace("localhost/busybox:latest", "127.0.0.1:18236/nothing:v9")
         .replace("pull = \"never\"", "pull = \"missing\"");
     ws.spec("10-web.toml", &spec);
-    let out = ws.agent(&["apply"]);
+    let out = ws.agent(&["apply", "-v"]);
     let (o, e) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{o}{e}");
     assert!(
@@ -49,8 +50,14 @@ fn a_failed_pull_leaves_the_old_container_serving() {
         "not restarted"
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
-    // The CLI logs to stderr (the daemon to the journal), with the same id.
-    assert!(e.contains(PULL_FAILED_FIELD), "{e}");
+    // The CLI says it on stderr as an error (the daemon in the journal),
+    // with the same id.
+    assert!(
+        e.lines()
+            .any(|l| l.starts_with("error: e2e-pf.service: pulling")
+                && l.contains(PULL_FAILED_FIELD)),
+        "{e}"
+    );
     // `plan` still shows the change: the next apply tries again.
     let plan = ws.agent_ok(&["plan"]);
     assert!(plan.contains("~ e2e-pf.container (changed)"), "{plan}");
