@@ -11,8 +11,9 @@
 #     test stops there as failed); the agent as the user unit (systemctl
 #     --user start deploy-agent) with the packaged example spec (its port
 #     moved to $PORT): validate, the unit active, the container's service
-#     active and answering over HTTP; and the system unit, under its
-#     sandbox, with a stand-in daemon (python3 speaking sd_notify);
+#     active and answering over HTTP; and the system agent for real: the
+#     packaged system unit under its sandbox, as root, on the same example
+#     (moved to $SYSTEM_PORT) with rootful Podman and the system manager;
 #  3. upgrade: agent.toml edited, then a newer build installed with plain
 #     `dpkg -i` and no terminal (no --force-conf*: a conffile prompt would
 #     fail the test): the edit is kept, no .dpkg-* files, the running user
@@ -51,6 +52,7 @@ export TESTENV_USER=${TESTENV_USER:-pkgtest}
 TESTENV_USER2=${TESTENV_USER2:-pkgtest2}
 testenv=$repo/tests/env/testenv
 PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+SYSTEM_PORT=${SYSTEM_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 keep_env=""
 [ "${1:-}" = --keep-env ] && keep_env=1
 
@@ -78,19 +80,6 @@ phase() {
 	phase_name=$1 step_t=$now
 	[ "$1" = end ] || say "== $1"
 }
-
-# A stand-in for `deploy-agent run`: sd_notify READY=1 and WATCHDOG=1 from
-# the main PID, READY=1 again on SIGHUP.
-STAND_IN='import os, signal, socket, time
-addr = os.environ["NOTIFY_SOCKET"]
-if addr.startswith("@"):
-    addr = "\0" + addr[1:]
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-signal.signal(signal.SIGHUP, lambda *_: sock.sendto(b"READY=1\nSTATUS=reloaded", addr))
-sock.sendto(b"READY=1\nSTATUS=stand-in", addr)
-while True:
-    time.sleep(1)
-    sock.sendto(b"WATCHDOG=1", addr)'
 
 R() { "$testenv" root "$@"; }   # as root in the namespace
 U() { "$testenv" user "$@"; }   # as the test user in the namespace
@@ -126,7 +115,9 @@ cleanup() {
 	set +e
 	say "cleanup"
 	[ -z "$policy" ] || { R umount /usr/sbin/policy-rc.d; rm -f "$policy"; }
-	R sh -c 'systemctl stop deploy-agent-system.service; rm -rf /run/systemd/system/deploy-agent-system.service.d; systemctl daemon-reload' >/dev/null 2>&1
+	R sh -c 'systemctl stop deploy-agent-system.service web.service web_net-network.service; rm -rf /run/systemd/system/deploy-agent-system.service.d /run/install-test;
+		rm -f /etc/containers/systemd/deploy-agent/web.container /etc/containers/systemd/deploy-agent/web_net.network;
+		systemctl daemon-reload; podman network rm -f web_net' >/dev/null 2>&1
 	[ -n "$had_outdir" ] || rmdir /etc/containers/systemd/deploy-agent 2>/dev/null
 	U sh -c 'systemctl --user stop deploy-agent.service web.service web_net-network.service;
 		rm -rf ~/.config/systemd/user/deploy-agent.service.d ~/.config/containers/systemd/deploy-agent ~/.local/state/deploy-agent ~/specs;
@@ -240,21 +231,36 @@ agent_pid=$(U systemctl --user show -P MainPID deploy-agent.service)
 web_inv=$(U systemctl --user show -P InvocationID web.service)
 U systemctl --user --no-pager status deploy-agent.service web.service >"$out/install-test-status.txt" 2>&1 || true
 
-# The system unit, always with the stand-in: its sandbox, directories and
-# watchdog (the real system agent would apply /etc/deploy-agent/specs).
-phase "system unit (stand-in daemon)"
-# In the namespace's own /run: the unit's PrivateTmp= and ProtectHome= would
-# hide a copy under /tmp, /var/tmp or a home directory (where a CI clone may live).
-R sh -euc 'mkdir -p /run/install-test && cat >/run/install-test/stand-in.py
+# The system agent, for real: the packaged unit under its sandbox runs
+# `deploy-agent run` as root on the packaged example (on its own port, from a
+# specs directory in the namespace's /run: /etc/deploy-agent/specs is the
+# host's), with rootful Podman and the system manager.
+phase "system agent (rootful Podman)"
+U podman save -o "$home/install-test-busybox.tar" localhost/busybox:latest >/dev/null 2>&1
+check "busybox image in root's storage" R sh -c "podman load -i '$home/install-test-busybox.tar' >/dev/null 2>&1 && podman image exists localhost/busybox:latest"
+rm -f "$home/install-test-busybox.tar"
+R sh -euc '
+	mkdir -p /run/install-test/specs
+	sed -e "s/127.0.0.1:8080:8080/127.0.0.1:$1:8080/" -e "s|http://127.0.0.1:8080/|http://127.0.0.1:$1/|" \
+		/usr/share/doc/deploy-agent/examples/web.toml >/run/install-test/specs/web.toml
 	d=/run/systemd/system/deploy-agent-system.service.d; mkdir -p "$d"
-	printf "[Service]\nExecStart=\nExecStart=/usr/bin/python3 /run/install-test/stand-in.py\n" >"$d/50-install-test-stand-in.conf"
-	systemctl daemon-reload' <<<"$STAND_IN"
-if R timeout 60 systemctl start deploy-agent-system.service; then ok "system unit, stand-in: started under its sandbox"; else bad "system unit, stand-in: start"; fi
+	printf "[Service]\nEnvironment=DEPLOY_AGENT_SPECS=/run/install-test/specs\n" >"$d/50-install-test.conf"
+	systemctl daemon-reload' _ "$SYSTEM_PORT"
+check "deploy-agent --system validate (example spec)" R deploy-agent --system validate --specs /run/install-test/specs
+if R timeout 300 systemctl start deploy-agent-system.service; then ok "systemctl start deploy-agent-system (real agent, under its sandbox)"; else bad "systemctl start deploy-agent-system"; fi
 system_pid=$(R systemctl show -P MainPID deploy-agent-system.service)
-check "system unit, stand-in: WATCHDOG_USEC=30000000" \
+check "system agent: WATCHDOG_USEC=30000000" \
 	R sh -c "tr '\\0' '\\n' </proc/$system_pid/environ | grep -qx WATCHDOG_USEC=30000000"
 check "system unit: /etc/containers/systemd/deploy-agent made (ConfigurationDirectory=)" test -d /etc/containers/systemd/deploy-agent
 check "system unit: /var/lib/deploy-agent 700 (StateDirectory=)" sh -c '[ "$(stat -c %a /var/lib/deploy-agent)" = 700 ]'
+check "system web.service active (rendered by the system agent into /etc/containers/systemd/deploy-agent)" \
+	sh -c "test -e /etc/containers/systemd/deploy-agent/web.container && $testenv root systemctl is-active -q web.service"
+check "rootful container answers on http://127.0.0.1:$SYSTEM_PORT/health" \
+	sh -c "curl -fsS --max-time 5 http://127.0.0.1:$SYSTEM_PORT/health | grep -qx ok"
+check "deploy-agent --system status: all well" R deploy-agent --system status
+check "system agent's journal: generation 1 applied" \
+	sh -c "$testenv root journalctl -u deploy-agent-system.service -o cat --no-pager | grep -q 'generation 1 applied'"
+R systemctl --no-pager status deploy-agent-system.service web.service >"$out/install-test-system-status.txt" 2>&1 || true
 
 # ---------------------------------------------------------------- 3. upgrade
 phase "upgrade"
@@ -289,6 +295,7 @@ check "agent.toml kept on remove (conffile)" test -e /etc/deploy-agent/agent.tom
 check "user agent stopped by prerm" sh -c "! $testenv user systemctl --user is-active -q deploy-agent.service"
 check "system agent stopped by prerm" sh -c "! $testenv root systemctl is-active -q deploy-agent-system.service"
 check "web.service still running (containers are not the package's)" U systemctl --user is-active -q web.service
+check "system web.service still running too" R systemctl is-active -q web.service
 check "dpkg --purge deploy-agent" R dpkg --purge deploy-agent
 check "agent.toml removed on purge" test ! -e /etc/deploy-agent/agent.toml
 check "/var/lib/deploy-agent removed on purge" test ! -e /var/lib/deploy-agent
