@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod docs;
 pub mod drift;
 pub mod failpoint;
+pub mod formats;
 pub mod health;
 pub mod history;
 pub mod images;
