@@ -49,6 +49,7 @@ struct RawAgent {
     podman_version: Option<String>,
     trusted_group: Option<String>,
     allow_empty: Option<bool>,
+    metrics_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +129,8 @@ pub struct Config {
     pub trusted_group: Option<String>,
     /// An empty specs directory may remove every service (else refused).
     pub allow_empty: bool,
+    /// Where the daemon writes its Prometheus text-format metrics, if anywhere.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Where the user's files go, from the environment (XDG base directories).
@@ -292,6 +295,16 @@ impl Config {
             system: env.root,
             trusted_group: a.trusted_group,
             allow_empty: a.allow_empty.unwrap_or(false),
+            metrics_file: match &a.metrics_file {
+                Some(p) if !p.ends_with(".prom") => {
+                    return Err(invalid(
+                        None,
+                        format!("agent.metrics_file: {p:?} must end in .prom (node_exporter's textfile collector reads only those)"),
+                    ))
+                }
+                Some(p) => Some(env.expand(p)?),
+                None => None,
+            },
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::agent::{Agent, AgentError, Applied};
 use crate::config::Config;
 use crate::history::Verdict;
 use crate::journal::ids;
+use crate::metrics::Metrics;
 use crate::reconcile::apply::ApplyError;
 use crate::reconcile::ActionKind;
 use crate::reconcile::Extra;
@@ -111,6 +112,7 @@ struct Daemon {
     drift_at: Option<tokio::time::Instant>,
     drift: DriftPacing,
     last_line: String,
+    metrics: Metrics,
 }
 
 /// How soon an apply follows a unit stopped outside a change: 1 s, then
@@ -147,12 +149,16 @@ impl Daemon {
     /// True if systemd cut it short (the caller retries it).
     async fn apply(&mut self, origin: &str) -> bool {
         tracing::info!(trigger = origin, "checking the specs ({origin})");
+        let started = Instant::now();
         match self.agent.apply(&self.sd, origin, Extra::default()).await {
             Ok(applied) => {
+                self.metrics.applied(applied.report.ok(), started.elapsed());
                 self.after_apply(applied).await;
                 false
             }
             Err(e) => {
+                self.metrics.applied(false, started.elapsed());
+                self.write_metrics(true);
                 let systemd = matches!(e, AgentError::Apply(ApplyError::Systemd(_)));
                 self.last_line = match &e {
                     AgentError::Invalid(errs) => {
@@ -218,6 +224,11 @@ impl Daemon {
             .map(|c| crate::spec::units::container(&c.name))
             .collect();
         self.active.clear();
+        if let Some(g) = applied.generation {
+            self.metrics.generation(g);
+        }
+        self.metrics.set_units(&units);
+        self.write_metrics(true);
         self.unit_events = match self.sd.watch_active(&units).await {
             Ok(rx) => Some(rx),
             Err(e) => {
@@ -226,6 +237,19 @@ impl Daemon {
             }
         };
         self.report();
+    }
+
+    /// Rewrites the metrics file if configured and `news` or a unit's
+    /// health changed; a failure is logged, never fatal.
+    fn write_metrics(&mut self, news: bool) {
+        let health = self.supervisor.take_health_changed();
+        if !self.metrics.enabled() || !(news || health) {
+            return;
+        }
+        self.metrics.set_health(self.supervisor.health_kinds());
+        if let Err(e) = self.metrics.write() {
+            tracing::warn!("{e}");
+        }
     }
 
     /// STATUS= line: the health summary, and what the last apply said.
@@ -260,6 +284,7 @@ impl Daemon {
                 Command::Rollback { container, unit } => self.rollback(&container, &unit).await,
             }
         }
+        self.write_metrics(false);
         self.report();
     }
 
@@ -278,6 +303,7 @@ impl Daemon {
     async fn rollback(&mut self, container: &str, unit: &str) {
         match self.agent.roll_back(&self.sd, container).await {
             Ok(Some((generation, applied))) => {
+                self.metrics.rolled_back();
                 let g = applied.generation;
                 self.after_apply(applied).await;
                 if let Some(g) = g {
@@ -296,6 +322,8 @@ impl Daemon {
         // The first value of a property stream is the state at subscription
         // time, not a change: the supervisor already knows it from the apply.
         let Some(previous) = self.active.get(&unit) else {
+            let news = self.metrics.unit_state(&unit, &state);
+            self.write_metrics(news);
             self.active.insert(unit, state);
             return;
         };
@@ -304,10 +332,10 @@ impl Daemon {
         if is_active != was_active && (is_active || state == "inactive" || state == "failed") {
             self.supervisor.on_unit(&unit, is_active, Instant::now());
         }
-        if crate::drift::went_down(previous, &state)
-            && !self.stay_stopped.contains(&unit)
-            && self.drift_at.is_none()
-        {
+        let went_down = crate::drift::went_down(previous, &state);
+        let news = self.metrics.unit_state(&unit, &state);
+        self.write_metrics(news);
+        if went_down && !self.stay_stopped.contains(&unit) && self.drift_at.is_none() {
             // The apply reads the states again: a unit back up by then
             // (a restart job, systemd's Restart=) is left alone.
             let delay = self.drift.next(Instant::now());
@@ -386,6 +414,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         return Ok(crate::commands::EXIT_OK);
     };
     let supervisor = Supervisor::new(&agent.cfg.state_dir);
+    let generation = agent
+        .history()
+        .latest()
+        .ok()
+        .flatten()
+        .map(|m| m.generation);
+    let metrics = Metrics::new(agent.cfg.metrics_file.clone(), generation);
     let mut d = Daemon {
         agent,
         sd,
@@ -397,6 +432,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         drift_at: None,
         drift: DriftPacing::default(),
         last_line: String::new(),
+        metrics,
     };
     // Input files (env files, mounted files, secret sources) live outside the
     // specs directory; watch their directories too.

@@ -19,6 +19,7 @@ pub mod images;
 pub mod inputs;
 pub mod journal;
 pub mod lock;
+pub mod metrics;
 pub mod output;
 pub mod pins;
 pub mod quadlet;

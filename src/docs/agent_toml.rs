@@ -118,6 +118,7 @@ history = 20
 # podman_version = "5.4"
 # trusted_group = "deploy"
 allow_empty = false
+# metrics_file = "/var/lib/node_exporter/textfile_collector/deploy_agent.prom"
 
 [host]
 # memory = "8G"
@@ -192,6 +193,20 @@ const AGENT: &[Key] = &[
                owned by root or the agent's user and writable by no one else (root's group \
                aside): whoever writes a spec decides what runs as the agent's user, as root \
                for the system agent. With it, those may also be writable by this group.",
+    },
+    Key {
+        name: "metrics_file",
+        kind: "path ending in `.prom`, default none",
+        text: "Where the daemon writes its metrics in the Prometheus text format, for \
+               node_exporter's textfile collector (e.g. \
+               `/var/lib/node_exporter/textfile_collector/deploy_agent.prom`; the agent's \
+               user must be able to write to that directory). Rewritten atomically when an \
+               apply ends and when a unit's state or health changes: \
+               `deploy_agent_units{state}`, `deploy_agent_unit_health{unit,state}`, \
+               `deploy_agent_generation`, `deploy_agent_last_apply_success`, \
+               `deploy_agent_last_apply_duration_seconds`, \
+               `deploy_agent_last_apply_timestamp_seconds`, `deploy_agent_applies_total{result}` \
+               and `deploy_agent_rollbacks_total`. Without it no file is written.",
     },
 ];
 
