@@ -374,14 +374,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let mut watcher = match DirWatcher::new(&[&specs_dir], debounce) {
+    let watch = agent.cfg.watch;
+    let mut watcher = match watch.then(|| DirWatcher::new(&[&specs_dir], debounce)) {
         // Editors' swap files and other names do not postpone an apply.
-        Ok(w) => w.only(crate::spec::is_spec_file_name),
-        Err(e) => {
+        Some(Ok(w)) => Some(w.only(crate::spec::is_spec_file_name)),
+        Some(Err(e)) => {
             tracing::error!(
                 "{e}; create the specs directory (see tmpfiles.d) or set agent.specs_dir"
             );
             return Ok(crate::commands::EXIT_FAILED);
+        }
+        None => {
+            tracing::info!(
+                "watch = false: applying at start, on SIGHUP and for units stopped outside a change only"
+            );
+            None
         }
     };
     // The watchdog pings from its own task on the same single-threaded
@@ -436,7 +443,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     };
     // Input files (env files, mounted files, secret sources) live outside the
     // specs directory; watch their directories too.
-    let mut inputs_watcher = input_watcher(&d, debounce);
+    let mut inputs_watcher = input_watcher(&d, debounce, watch);
     let mut retry = d.apply("start").await.then(|| next_retry(None));
     notify(&[sd_notify::NotifyState::Ready]);
 
@@ -446,7 +453,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             .next_due(Instant::now())
             .map(tokio::time::Instant::from_std);
         let reason = tokio::select! {
-            paths = watcher.next() => {
+            paths = next_specs(&mut watcher) => {
                 let Some(paths) = paths else { anyhow::bail!("the file watcher stopped") };
                 if !paths.iter().any(|p| p == &specs_dir || crate::spec::is_spec_file_name(p)) {
                     continue;
@@ -519,7 +526,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             .apply(reason)
             .await
             .then(|| next_retry(retry.map(|r| r.1)));
-        inputs_watcher = input_watcher(&d, debounce);
+        inputs_watcher = input_watcher(&d, debounce, watch);
         notify(&[sd_notify::NotifyState::Ready]);
     }
     notify(&[
@@ -530,11 +537,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     Ok(crate::commands::EXIT_OK)
 }
 
-/// A watcher over the directories of the containers' input files (none if there are none).
+/// The next change in the specs directory (never, with `watch = false`).
+async fn next_specs(w: &mut Option<DirWatcher>) -> Option<BTreeSet<std::path::PathBuf>> {
+    match w {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A watcher over the directories of the containers' input files (none if
+/// there are none, or with `watch = false`).
 fn input_watcher(
     d: &Daemon,
     debounce: Duration,
+    watch: bool,
 ) -> Option<(DirWatcher, BTreeSet<std::path::PathBuf>)> {
+    if !watch {
+        return None;
+    }
     let set = d.agent.load_specs().ok()?;
     let files: BTreeSet<std::path::PathBuf> = set
         .containers

@@ -119,6 +119,7 @@ history = 20
 # trusted_group = "deploy"
 allow_empty = false
 # metrics_file = "/var/lib/node_exporter/textfile_collector/deploy_agent.prom"
+watch = true
 
 [host]
 # memory = "8G"
@@ -207,6 +208,18 @@ const AGENT: &[Key] = &[
                `deploy_agent_last_apply_duration_seconds`, \
                `deploy_agent_last_apply_timestamp_seconds`, `deploy_agent_applies_total{result}` \
                and `deploy_agent_rollbacks_total`. Without it no file is written.",
+    },
+    Key {
+        name: "watch",
+        kind: "boolean, default `true`",
+        text: "Whether the daemon applies by itself when the specs or the containers' \
+               input files change. Set it to `false` on hosts driven by a deployment \
+               engine (the Ansible role in `ansible/`, a Flight Control hook) that writes \
+               the specs and then runs `deploy-agent apply --wait --json` itself: the \
+               daemon applying first would leave that apply nothing to wait for, and the \
+               engine would not see a failed health check. The daemon still applies at \
+               start and on SIGHUP (`systemctl reload`), starts units stopped outside a \
+               change, and runs the health checks.",
     },
 ];
 
