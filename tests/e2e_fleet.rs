@@ -72,17 +72,23 @@ impl Controller {
                 p = h.pid
             ));
         }
-        inv.push_str(&format!(
+        inv.push_str(
             "  vars:\n    ansible_connection: nsenter\n    ansible_become_method: ansible.builtin.su\n\
-             \x20   ansible_python_interpreter: /usr/bin/python3\n\
-             \x20   deploy_agent_user: {user}\n    deploy_agent_install: false\n\
-             \x20   deploy_agent_binary: {bin}\n\
-             \x20   deploy_agent_config_file: /srv/deploy-agent/agent.toml\n\
-             \x20   deploy_agent_specs_dir: /srv/deploy-agent/specs\n\
-             \x20   deploy_agent_secrets_dir: /srv/deploy-agent/secrets\n\
-             \x20   deploy_agent_wait: 90s\n    web_port: {PORT}\n    web_host_network: true\n",
-            user = fleet::USER,
-        ));
+             \x20   ansible_python_interpreter: /usr/bin/python3\n",
+        );
+        // Extra variables: they win over the example's group_vars.
+        std::fs::write(
+            tmp.path().join("fleet-vars.yml"),
+            format!(
+                "deploy_agent_user: {user}\ndeploy_agent_install: false\ndeploy_agent_binary: {bin}\n\
+                 deploy_agent_config_file: /srv/deploy-agent/agent.toml\n\
+                 deploy_agent_specs_dir: /srv/deploy-agent/specs\n\
+                 deploy_agent_secrets_dir: /srv/deploy-agent/secrets\n\
+                 deploy_agent_wait: 90s\nweb_port: {PORT}\nweb_host_network: true\n",
+                user = fleet::USER,
+            ),
+        )
+        .unwrap();
         std::fs::write(dir.join("inventory.yml"), inv).unwrap();
         std::fs::write(tmp.path().join("vault-pass"), "fleet-test-pass\n").unwrap();
         let vault = dir.join("group_vars/deploy_agent_hosts/vault.yml");
@@ -128,7 +134,12 @@ impl Controller {
             "rollout.yml",
             "--vault-password-file",
         ])
-        .arg(self.pass());
+        .arg(self.pass())
+        .arg("-e")
+        .arg(format!(
+            "@{}",
+            self.dir.parent().unwrap().join("fleet-vars.yml").display()
+        ));
         for (k, v) in extra {
             c.args(["-e", &format!("{k}={v}")]);
         }
@@ -241,8 +252,8 @@ fn fleet_rollout_canary_first_through_ansible() {
     for h in &hosts {
         assert!(recap(&out)[&h.name].0 > 0, "{} not changed", h.name);
         assert_eq!(
-            h.curl(PORT, "health").as_deref(),
-            Some(format!("hello from {} v1", h.name).as_str())
+            h.curl(PORT, "health"),
+            Ok(format!("hello from {} v1", h.name))
         );
         assert!(times.contains_key(&h.name), "no apply time for {}", h.name);
     }
@@ -287,8 +298,8 @@ fn fleet_rollout_canary_first_through_ansible() {
         "the canary applied and rolled back"
     );
     assert_eq!(
-        hosts[0].curl(PORT, "health").as_deref(),
-        Some("hello from fleet1 v1"),
+        hosts[0].curl(PORT, "health"),
+        Ok("hello from fleet1 v1".to_string()),
         "v1 back on the canary"
     );
     let changed_after_canary = hosts[1..]
@@ -304,8 +315,8 @@ fn fleet_rollout_canary_first_through_ansible() {
     assert!(o.status.success(), "good change failed");
     for (h, s) in hosts.iter().zip(&before) {
         assert_eq!(
-            h.curl(PORT, "health").as_deref(),
-            Some(format!("hello from {} v3", h.name).as_str())
+            h.curl(PORT, "health"),
+            Ok(format!("hello from {} v3", h.name))
         );
         assert!(
             seen(h).generation > s.generation,

@@ -14,7 +14,7 @@
 //!   state, user units) and `/srv` (agent.toml, specs, secrets), each bound
 //!   from its own state directory under `/var/tmp`;
 //! - a network namespace with only `lo` (services listen on the same port on
-//!   every host), and its hostname.
+//!   every host), and its hostname (`/etc/hostname` bound from its state).
 //!
 //! Never started in it: systemd-tmpfiles (setup, clean timer, /dev), which
 //! would act on the machine's shared paths (`/var/tmp`, `/dev`,
@@ -39,7 +39,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const USER: &str = "fleet";
-/// Subordinate ids of the user `fleet`: clear of testenv's user (200000).
+/// Subordinate ids of the user `fleet` unless useradd gave it some: clear
+/// of testenv's user (200000); checked not to overlap anyone's.
 const SUBIDS: &str = "fleet:400000:65536";
 pub const IMAGE: &str = "localhost/busybox:latest";
 
@@ -122,6 +123,9 @@ if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=2755 tmpfs /var/log/jour
 mount --bind "$state/linger" /var/lib/systemd/linger
 mount --bind "$state/home" "$home"
 mount --bind "$state/srv" /srv
+# systemd sets the hostname from /etc/hostname at boot.
+echo "$name" >"$state/hostname"
+mount --bind "$state/hostname" /etc/hostname
 ip link set lo up
 hostname "$name"
 exec /lib/systemd/systemd --system --unit=basic.target --show-status=no
@@ -197,19 +201,28 @@ fn ensure_user() -> (u32, u32, PathBuf) {
         );
     }
     for f in ["/etc/subuid", "/etc/subgid"] {
-        let now = std::fs::read_to_string(f).unwrap_or_default();
-        if !now.lines().any(|l| l == SUBIDS) {
-            assert!(
-                !now.lines().any(|l| l.starts_with("fleet:")),
-                "{f} gives {USER} other ids than {SUBIDS}"
-            );
-            let mut t = now;
+        let mut t = std::fs::read_to_string(f).unwrap_or_default();
+        // useradd may have given it a range already; else the fixed one.
+        if !t.lines().any(|l| l.starts_with("fleet:")) {
             if !t.is_empty() && !t.ends_with('\n') {
                 t.push('\n');
             }
             t.push_str(SUBIDS);
             t.push('\n');
-            std::fs::write(f, t).unwrap();
+            std::fs::write(f, &t).unwrap();
+        }
+        let range = |l: &str| -> Option<(String, u64, u64)> {
+            let mut p = l.split(':');
+            let u = p.next()?;
+            let s: u64 = p.next()?.parse().ok()?;
+            let n: u64 = p.next()?.parse().ok()?;
+            Some((u.to_string(), s, s + n))
+        };
+        let ranges: Vec<_> = t.lines().filter_map(range).collect();
+        for (u, s, e) in ranges.iter().filter(|r| r.0 == USER) {
+            for (o, os, oe) in ranges.iter().filter(|r| r.0 != USER) {
+                assert!(e <= os || oe <= s, "{f}: {u}'s ids overlap {o}'s");
+            }
         }
     }
     let u = nix::unistd::User::from_name(USER).unwrap().unwrap();
@@ -269,7 +282,12 @@ impl Host {
         let started = Instant::now();
         host.pid = host.find_pid1(started);
         host.wait_running(started);
+        // Rootless Podman needs the user's manager (its /run/user/UID) for
+        // the import; it goes again after, so that the role is the one that
+        // enables lingering.
+        host.linger(true);
         host.import_image();
+        host.linger(false);
         host
     }
 
@@ -326,6 +344,37 @@ impl Host {
         );
     }
 
+    /// Lingering on or off for the user, and waits until its manager (with
+    /// its bus) is up or gone.
+    fn linger(&self, on: bool) {
+        let verb = if on {
+            "enable-linger"
+        } else {
+            "disable-linger"
+        };
+        must(verb, self.root(&["loginctl", verb, USER]));
+        let unit = format!("user@{}.service", self.uid);
+        let bus = format!("/run/user/{}/bus", self.uid);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let active = self
+                .root(&["systemctl", "is-active", &unit])
+                .status
+                .success();
+            let bus_up = self.root(&["test", "-S", &bus]).status.success();
+            if on == (active && bus_up) && (on || !active) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {unit} still {} after 60 s",
+                self.name,
+                if on { "not up" } else { "up" }
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs `cmd` as root in the host.
     pub fn root(&self, cmd: &[&str]) -> Output {
         Command::new("nsenter")
@@ -369,11 +418,21 @@ impl Host {
         )
     }
 
-    /// What the host serves on `port` at `path` (its own loopback).
-    pub fn curl(&self, port: u16, path: &str) -> Option<String> {
+    /// What the host serves on `port` at `path` (its own loopback), or
+    /// why not (curl's error and the unit's state).
+    pub fn curl(&self, port: u16, path: &str) -> Result<String, String> {
         let url = format!("http://127.0.0.1:{port}/{path}");
         let o = self.root(&["curl", "-fsS", "--max-time", "2", &url]);
-        o.status.success().then(|| text(&o.stdout))
+        if o.status.success() {
+            return Ok(text(&o.stdout));
+        }
+        let unit = self.user(&["systemctl", "--user", "status", "--no-pager", "web.service"]);
+        Err(format!(
+            "{}: {url}: {}\n{}",
+            self.name,
+            text(&o.stderr),
+            text(&unit.stdout)
+        ))
     }
 
     /// The image, from Debian's static busybox, in this host's storage.
