@@ -311,8 +311,13 @@ fn fleet_rollout_canary_first_through_ansible() {
     assert_eq!(changed_after_canary, 0);
 
     // 4. A good change after: everywhere.
-    let (o, _) = ctl.rollout(&[("web_version", "v3")]);
+    let (o, wall) = ctl.rollout(&[("web_version", "v3")]);
     assert!(o.status.success(), "good change failed");
+    let sum: Duration = apply_times(&text(&o)).values().sum();
+    eprintln!(
+        "FIGURE change rolled out to 3 hosts (restarts): wall {wall:.2?}, sum of per-host apply --wait {sum:.2?}, ratio {:.2}",
+        wall.as_secs_f64() / sum.as_secs_f64()
+    );
     for (h, s) in hosts.iter().zip(&before) {
         assert_eq!(
             h.curl(PORT, "health"),
