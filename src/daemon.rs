@@ -224,7 +224,11 @@ impl Daemon {
             .map(|c| crate::spec::units::container(&c.name))
             .collect();
         self.active.clear();
-        if let Some(g) = applied.generation {
+        // The newest in the history, not only the daemon's own: with watch =
+        // false a deployment engine's `apply` records them, and the daemon's
+        // apply on reload changes nothing.
+        let newest = self.agent.history().latest().ok().flatten();
+        if let Some(g) = newest.map(|m| m.generation).or(applied.generation) {
             self.metrics.generation(g);
         }
         self.metrics.set_units(&units);

@@ -84,7 +84,8 @@ impl Controller {
                  deploy_agent_config_file: /srv/deploy-agent/agent.toml\n\
                  deploy_agent_specs_dir: /srv/deploy-agent/specs\n\
                  deploy_agent_secrets_dir: /srv/deploy-agent/secrets\n\
-                 deploy_agent_wait: 90s\nweb_port: {PORT}\nweb_host_network: true\n",
+                 deploy_agent_wait: 90s\nweb_port: {PORT}\nweb_host_network: true\n\
+                 deploy_agent_settings:\n  metrics_file: /home/{user}/deploy_agent.prom\n",
                 user = fleet::USER,
             ),
         )
@@ -309,6 +310,32 @@ fn fleet_rollout_canary_first_through_ansible() {
         .count();
     eprintln!("FIGURE hosts changed after a failing canary: {changed_after_canary} (must be 0)");
     assert_eq!(changed_after_canary, 0);
+
+    // The daemon's metrics file, rewritten on the reload after the role's
+    // apply: the canary's newest generation, its unit healthy again.
+    let metrics = || {
+        std::fs::read_to_string(format!(
+            "/proc/{}/root/home/{}/deploy_agent.prom",
+            hosts[0].pid,
+            fleet::USER
+        ))
+        .unwrap_or_default()
+    };
+    let want = [
+        format!("deploy_agent_generation {}", canary.generation.unwrap()),
+        "deploy_agent_unit_health{unit=\"web.service\",state=\"healthy\"} 1".to_string(),
+        "deploy_agent_units{state=\"active\"} 1".to_string(),
+        "deploy_agent_last_apply_success 1".to_string(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !want.iter().all(|w| metrics().lines().any(|l| l == w)) {
+        assert!(
+            Instant::now() < deadline,
+            "metrics on the canary:\n{}",
+            metrics()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // 4. A good change after: everywhere.
     let (o, wall) = ctl.rollout(&[("web_version", "v3")]);
