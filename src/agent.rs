@@ -24,8 +24,13 @@ pub enum AgentError {
     #[error("cannot render the specs; nothing was changed: {0}")]
     Render(#[from] RenderError),
     /// A render error with where the spec wrote what caused it.
-    #[error("{at}: {error}; nothing was changed")]
-    RenderAt { at: String, error: RenderError },
+    #[error("{}:{line}:{col}: {error}; nothing was changed", file.display())]
+    RenderAt {
+        file: PathBuf,
+        line: usize,
+        col: usize,
+        error: Box<RenderError>,
+    },
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -578,8 +583,10 @@ fn located(set: &SpecSet, e: RenderError) -> AgentError {
     };
     match crate::spec::locate::locate(set, unit, key) {
         Some((file, line, col)) => AgentError::RenderAt {
-            at: format!("{}:{line}:{col}", file.display()),
-            error: e,
+            file,
+            line,
+            col,
+            error: Box::new(e),
         },
         None => AgentError::Render(e),
     }

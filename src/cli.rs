@@ -64,7 +64,12 @@ pub enum Command {
     /// SIGHUP; run health checks; report to systemd (sd_notify).
     Run,
     /// Parse and check all specs; print every error with file:line:col.
-    Validate,
+    Validate {
+        /// Print one JSON document, version 1: ok, counts, errors (file,
+        /// line, col, key, message) and warnings
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the Quadlet files that would be applied into DIR; touches neither
     /// systemd nor the output directory.
     Render {
@@ -75,9 +80,16 @@ pub enum Command {
     /// Show what `apply` would change: files added, changed (as a diff) or
     /// removed, and the unit actions, without doing it.
     Plan {
-        /// Print the plan as JSON
+        /// Print the plan as one JSON document, version 1: ok, changes,
+        /// drift_checked, add, change, remove, actions, conflicts, reload,
+        /// errors
         #[arg(long)]
         json: bool,
+        /// Exit 0 when there is nothing to apply, 3 when changes are
+        /// pending, 2 for invalid specs or conflicts, 1 when the plan could
+        /// not be made
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Apply once: write files, one daemon-reload, start/restart/stop the
     /// affected units in dependency order, wait for the jobs, report.
@@ -85,7 +97,7 @@ pub enum Command {
     /// Managed units: active state, health, memory use against the limit,
     /// generation. Exits 1 when a unit is not active or is unhealthy.
     Status {
-        /// Print as JSON
+        /// Print one JSON document, version 1: ok, generation, units
         #[arg(long)]
         json: bool,
     },

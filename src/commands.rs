@@ -11,14 +11,17 @@ use anyhow::{Context, Result};
 use crate::agent::{Agent, AgentError};
 use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command, ComposeArgs, ImportCmd};
 use crate::config::{Config, Env, Overrides};
+use crate::formats::{PlanDoc, StatusDoc, ValidateDoc};
 use crate::reconcile::{describe, ActionKind, Extra};
-use crate::result::ApplyResult;
+use crate::result::{ApplyResult, ErrorEntry};
 use crate::systemd::{Scope, Systemd};
 
 /// Exit codes of the contract.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
+/// `plan --detailed-exitcode`: the specs are valid and `apply` would change something.
+pub const EXIT_CHANGES: u8 = 3;
 
 /// Runs the parsed command line; never panics on bad input.
 pub fn main(cli: Cli) -> ExitCode {
@@ -67,9 +70,12 @@ pub fn main(cli: Cli) -> ExitCode {
     let code = rt.block_on(async move {
         match cli.command {
             Command::Run => crate::daemon::run(cfg).await,
-            Command::Validate => validate(cfg),
+            Command::Validate { json } => validate(cfg, json),
             Command::Render { out } => render(cfg, &out),
-            Command::Plan { json } => plan(cfg, json).await,
+            Command::Plan {
+                json,
+                detailed_exitcode,
+            } => plan(cfg, json, detailed_exitcode).await,
             Command::Apply(cmd) => apply(cfg, &cmd).await,
             Command::Status { json } => status(cfg, json).await,
             Command::History { json } => history(cfg, json),
@@ -265,20 +271,61 @@ fn report_error(e: &AgentError, read_only: bool) -> u8 {
     e.exit_code()
 }
 
-fn validate(cfg: Config) -> Result<u8> {
-    let agent = match agent(cfg, None) {
-        Ok(a) => a,
-        Err(c) => return Ok(c),
-    };
+/// What `validate` found: the specs did not load or render, or they did
+/// and this is their budget verdict.
+enum Checked {
+    Refused(AgentError),
+    Loaded(crate::spec::SpecSet, crate::budget::Verdict),
+}
+
+fn check(agent: &Agent) -> Checked {
     let set = match agent.load_specs() {
         Ok(s) => s,
-        Err(e) => return Ok(report_error(&e, true)),
+        Err(e) => return Checked::Refused(e),
     };
     // Rendering catches what only the target Podman version can tell.
     if let Err(e) = agent.render(&set) {
-        return Ok(report_error(&e, true));
+        return Checked::Refused(e);
     }
     let budget = agent.budget(&set);
+    Checked::Loaded(set, budget)
+}
+
+fn validate(cfg: Config, json: bool) -> Result<u8> {
+    let specs_dir = cfg.specs_dir.clone();
+    let agent = match Agent::new(cfg, std::time::Duration::from_secs(300)) {
+        Ok(a) => a,
+        Err(e) if json => {
+            let mut doc = ValidateDoc::new(&specs_dir, String::new());
+            doc.fail(vec![ErrorEntry::message(e.to_string())]);
+            print_doc(&doc);
+            return Ok(EXIT_INVALID);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let checked = check(&agent);
+    if json {
+        let mut doc = ValidateDoc::new(&specs_dir, agent.podman.to_string());
+        match checked {
+            Checked::Refused(e) => doc.fail(ErrorEntry::of(&e)),
+            Checked::Loaded(set, budget) => {
+                doc.counts(&set);
+                doc.warnings = budget.warnings;
+                if !budget.errors.is_empty() {
+                    doc.fail(budget.errors.into_iter().map(ErrorEntry::message).collect());
+                }
+            }
+        }
+        print_doc(&doc);
+        return Ok(if doc.ok { EXIT_OK } else { EXIT_INVALID });
+    }
+    let (set, budget) = match checked {
+        Checked::Refused(e) => return Ok(report_error(&e, true)),
+        Checked::Loaded(set, budget) => (set, budget),
+    };
     for w in &budget.warnings {
         eprintln!("warning: {w}");
     }
@@ -322,15 +369,30 @@ fn render(cfg: Config, out: &Path) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-async fn plan(cfg: Config, json: bool) -> Result<u8> {
+async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
     eprintln!("{}", scope_line(&cfg));
-    let agent = match agent(cfg, None) {
+    let refuse = |e: &AgentError| {
+        if json {
+            print_doc(&PlanDoc::refused(ErrorEntry::of(e)));
+            e.exit_code()
+        } else {
+            report_error(e, true)
+        }
+    };
+    let agent = match Agent::new(cfg, std::time::Duration::from_secs(300)) {
         Ok(a) => a,
-        Err(c) => return Ok(c),
+        Err(e) => {
+            if json {
+                print_doc(&PlanDoc::refused(vec![ErrorEntry::message(e.to_string())]));
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Ok(EXIT_INVALID);
+        }
     };
     let set = match agent.load_specs() {
         Ok(s) => s,
-        Err(e) => return Ok(report_error(&e, true)),
+        Err(e) => return Ok(refuse(&e)),
     };
     // Units stopped outside a change are part of the plan when systemd
     // answers; without it the plan is the files' alone, and says so.
@@ -339,35 +401,40 @@ async fn plan(cfg: Config, json: bool) -> Result<u8> {
     } else {
         Scope::User
     };
-    let extra = match Systemd::connect(scope).await {
-        Ok(sd) => agent.with_drift(&sd, &set, Extra::default(), false).await,
+    let (extra, drift_checked) = match Systemd::connect(scope).await {
+        Ok(sd) => (
+            agent.with_drift(&sd, &set, Extra::default(), false).await,
+            true,
+        ),
         Err(e) => {
             eprintln!(
                 "note: cannot reach systemd ({e}); units stopped outside a change are not shown"
             );
-            Extra::default()
+            (Extra::default(), false)
         }
     };
     let (_, desired, plan) = match agent.plan_set(set, extra) {
         Ok(x) => x,
-        Err(e) => return Ok(report_error(&e, true)),
+        Err(e) => return Ok(refuse(&e)),
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else {
-        print!("{}", describe(&plan));
-    }
     if plan.files_changed() {
         if let Err(e) = crate::reconcile::apply::check_with_quadlet(&desired, !agent.cfg.system) {
-            eprintln!("error: {e}");
+            if json {
+                print_doc(&PlanDoc::refused(vec![ErrorEntry::message(e.to_string())]));
+            } else {
+                print!("{}", describe(&plan));
+                eprintln!("error: {e}");
+            }
             return Ok(EXIT_INVALID);
         }
     }
-    Ok(if plan.conflicts.is_empty() {
-        EXIT_OK
+    let doc = PlanDoc::planned(plan, drift_checked);
+    if json {
+        print_doc(&doc);
     } else {
-        EXIT_INVALID
-    })
+        print!("{}", describe(&doc.plan));
+    }
+    Ok(crate::formats::plan_exit(&doc, detailed))
 }
 
 async fn connect(cfg: &Config) -> Result<Systemd> {
@@ -478,9 +545,13 @@ async fn wait_and_roll_back(
 }
 
 fn print_json(r: &ApplyResult) {
+    print_doc(r);
+}
+
+fn print_doc<T: serde::Serialize>(doc: &T) {
     println!(
         "{}",
-        serde_json::to_string_pretty(r).expect("the result serializes")
+        serde_json::to_string_pretty(doc).expect("the documents serialize")
     );
 }
 
@@ -529,16 +600,16 @@ fn print_applied(applied: &crate::agent::Applied) -> u8 {
 async fn status(cfg: Config, json: bool) -> Result<u8> {
     let sd = connect(&cfg).await?;
     let rows = crate::status::collect(&cfg, &sd).await?;
+    let generation = crate::history::History::new(&cfg.state_dir)
+        .latest()?
+        .map(|m| m.generation);
+    let doc = StatusDoc::new(generation, rows);
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        print_doc(&doc);
     } else {
-        print!("{}", crate::status::table(&rows));
+        print!("{}", crate::status::table(&doc.units));
     }
-    Ok(if crate::status::all_well(&rows) {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    })
+    Ok(if doc.ok { EXIT_OK } else { EXIT_FAILED })
 }
 
 fn history(cfg: Config, json: bool) -> Result<u8> {

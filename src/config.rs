@@ -50,6 +50,8 @@ struct RawAgent {
     trusted_group: Option<String>,
     allow_empty: Option<bool>,
     pull_ahead: Option<bool>,
+    metrics_file: Option<String>,
+    watch: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +133,11 @@ pub struct Config {
     pub allow_empty: bool,
     /// Pull a changed container's missing image before its unit restarts.
     pub pull_ahead: bool,
+    /// Where the daemon writes its Prometheus text-format metrics, if anywhere.
+    pub metrics_file: Option<PathBuf>,
+    /// The daemon applies on changes to the specs and input files (else only
+    /// at start, on SIGHUP and for drift: an engine runs `apply` itself).
+    pub watch: bool,
 }
 
 /// Where the user's files go, from the environment (XDG base directories).
@@ -296,6 +303,17 @@ impl Config {
             trusted_group: a.trusted_group,
             allow_empty: a.allow_empty.unwrap_or(false),
             pull_ahead: a.pull_ahead.unwrap_or(true),
+            watch: a.watch.unwrap_or(true),
+            metrics_file: match &a.metrics_file {
+                Some(p) if !p.ends_with(".prom") => {
+                    return Err(invalid(
+                        None,
+                        format!("agent.metrics_file: {p:?} must end in .prom (node_exporter's textfile collector reads only those)"),
+                    ))
+                }
+                Some(p) => Some(env.expand(p)?),
+                None => None,
+            },
         })
     }
 }
@@ -340,6 +358,21 @@ mod tests {
             xdg_config_home: None,
             xdg_state_home: Some("/xs".into()),
         }
+    }
+
+    #[test]
+    fn metrics_file_and_watch() {
+        let load =
+            |t: &str| Config::from_text(t, Path::new("a.toml"), &Overrides::default(), &user_env());
+        let c = load("").unwrap();
+        assert_eq!((c.metrics_file, c.watch), (None, true));
+        let c = load("[agent]\nmetrics_file = \"~/m/deploy_agent.prom\"\nwatch = false\n").unwrap();
+        assert_eq!(
+            (c.metrics_file, c.watch),
+            (Some(PathBuf::from("/home/a/m/deploy_agent.prom")), false)
+        );
+        let e = load("[agent]\nmetrics_file = \"/x/metrics.txt\"\n").unwrap_err();
+        assert!(e.to_string().contains("must end in .prom"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::agent::{Agent, AgentError, Applied};
 use crate::config::Config;
 use crate::history::Verdict;
 use crate::journal::ids;
+use crate::metrics::Metrics;
 use crate::reconcile::apply::ApplyError;
 use crate::reconcile::ActionKind;
 use crate::reconcile::Extra;
@@ -111,6 +112,7 @@ struct Daemon {
     drift_at: Option<tokio::time::Instant>,
     drift: DriftPacing,
     last_line: String,
+    metrics: Metrics,
 }
 
 /// How soon an apply follows a unit stopped outside a change: 1 s, then
@@ -147,12 +149,16 @@ impl Daemon {
     /// True if systemd cut it short (the caller retries it).
     async fn apply(&mut self, origin: &str) -> bool {
         tracing::info!(trigger = origin, "checking the specs ({origin})");
+        let started = Instant::now();
         match self.agent.apply(&self.sd, origin, Extra::default()).await {
             Ok(applied) => {
+                self.metrics.applied(applied.report.ok(), started.elapsed());
                 self.after_apply(applied).await;
                 false
             }
             Err(e) => {
+                self.metrics.applied(false, started.elapsed());
+                self.write_metrics(true);
                 let systemd = matches!(e, AgentError::Apply(ApplyError::Systemd(_)));
                 self.last_line = match &e {
                     AgentError::Invalid(errs) => {
@@ -218,6 +224,15 @@ impl Daemon {
             .map(|c| crate::spec::units::container(&c.name))
             .collect();
         self.active.clear();
+        // The newest in the history, not only the daemon's own: with watch =
+        // false a deployment engine's `apply` records them, and the daemon's
+        // apply on reload changes nothing.
+        let newest = self.agent.history().latest().ok().flatten();
+        if let Some(g) = newest.map(|m| m.generation).or(applied.generation) {
+            self.metrics.generation(g);
+        }
+        self.metrics.set_units(&units);
+        self.write_metrics(true);
         self.unit_events = match self.sd.watch_active(&units).await {
             Ok(rx) => Some(rx),
             Err(e) => {
@@ -226,6 +241,19 @@ impl Daemon {
             }
         };
         self.report();
+    }
+
+    /// Rewrites the metrics file if configured and `news` or a unit's
+    /// health changed; a failure is logged, never fatal.
+    fn write_metrics(&mut self, news: bool) {
+        let health = self.supervisor.take_health_changed();
+        if !self.metrics.enabled() || !(news || health) {
+            return;
+        }
+        self.metrics.set_health(self.supervisor.health_kinds());
+        if let Err(e) = self.metrics.write() {
+            tracing::warn!("{e}");
+        }
     }
 
     /// STATUS= line: the health summary, and what the last apply said.
@@ -260,6 +288,7 @@ impl Daemon {
                 Command::Rollback { container, unit } => self.rollback(&container, &unit).await,
             }
         }
+        self.write_metrics(false);
         self.report();
     }
 
@@ -278,6 +307,7 @@ impl Daemon {
     async fn rollback(&mut self, container: &str, unit: &str) {
         match self.agent.roll_back(&self.sd, container).await {
             Ok(Some((generation, applied))) => {
+                self.metrics.rolled_back();
                 let g = applied.generation;
                 self.after_apply(applied).await;
                 if let Some(g) = g {
@@ -296,6 +326,8 @@ impl Daemon {
         // The first value of a property stream is the state at subscription
         // time, not a change: the supervisor already knows it from the apply.
         let Some(previous) = self.active.get(&unit) else {
+            let news = self.metrics.unit_state(&unit, &state);
+            self.write_metrics(news);
             self.active.insert(unit, state);
             return;
         };
@@ -304,10 +336,10 @@ impl Daemon {
         if is_active != was_active && (is_active || state == "inactive" || state == "failed") {
             self.supervisor.on_unit(&unit, is_active, Instant::now());
         }
-        if crate::drift::went_down(previous, &state)
-            && !self.stay_stopped.contains(&unit)
-            && self.drift_at.is_none()
-        {
+        let went_down = crate::drift::went_down(previous, &state);
+        let news = self.metrics.unit_state(&unit, &state);
+        self.write_metrics(news);
+        if went_down && !self.stay_stopped.contains(&unit) && self.drift_at.is_none() {
             // The apply reads the states again: a unit back up by then
             // (a restart job, systemd's Restart=) is left alone.
             let delay = self.drift.next(Instant::now());
@@ -346,14 +378,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let mut watcher = match DirWatcher::new(&[&specs_dir], debounce) {
+    let watch = agent.cfg.watch;
+    let mut watcher = match watch.then(|| DirWatcher::new(&[&specs_dir], debounce)) {
         // Editors' swap files and other names do not postpone an apply.
-        Ok(w) => w.only(crate::spec::is_spec_file_name),
-        Err(e) => {
+        Some(Ok(w)) => Some(w.only(crate::spec::is_spec_file_name)),
+        Some(Err(e)) => {
             tracing::error!(
                 "{e}; create the specs directory (see tmpfiles.d) or set agent.specs_dir"
             );
             return Ok(crate::commands::EXIT_FAILED);
+        }
+        None => {
+            tracing::info!(
+                "watch = false: applying at start, on SIGHUP and for units stopped outside a change only"
+            );
+            None
         }
     };
     // The watchdog pings from its own task on the same single-threaded
@@ -386,6 +425,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         return Ok(crate::commands::EXIT_OK);
     };
     let supervisor = Supervisor::new(&agent.cfg.state_dir);
+    let generation = agent
+        .history()
+        .latest()
+        .ok()
+        .flatten()
+        .map(|m| m.generation);
+    let metrics = Metrics::new(agent.cfg.metrics_file.clone(), generation);
     let mut d = Daemon {
         agent,
         sd,
@@ -397,14 +443,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         drift_at: None,
         drift: DriftPacing::default(),
         last_line: String::new(),
+        metrics,
     };
     // Input files (env files, mounted files, secret sources) live outside the
     // specs directory; watch their directories too.
-    let mut inputs_watcher = input_watcher(&d, debounce);
+    let mut inputs_watcher = input_watcher(&d, debounce, watch);
     let mut retry = d.apply("start").await.then(|| next_retry(None));
     // The rendered files: a hand edit, a removal or a lost mark is noticed
     // when it happens, not at the next trigger.
-    let mut output_watcher = output_watcher_for(&d, debounce);
+    let mut output_watcher = watch.then(|| output_watcher_for(&d, debounce)).flatten();
     notify(&[sd_notify::NotifyState::Ready]);
 
     loop {
@@ -413,7 +460,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             .next_due(Instant::now())
             .map(tokio::time::Instant::from_std);
         let reason = tokio::select! {
-            paths = watcher.next() => {
+            paths = next_specs(&mut watcher) => {
                 let Some(paths) = paths else { anyhow::bail!("the file watcher stopped") };
                 if !paths.iter().any(|p| p == &specs_dir || crate::spec::is_spec_file_name(p)) {
                     continue;
@@ -498,8 +545,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             .apply(reason)
             .await
             .then(|| next_retry(retry.map(|r| r.1)));
-        inputs_watcher = input_watcher(&d, debounce);
-        if output_watcher.is_none() {
+        inputs_watcher = input_watcher(&d, debounce, watch);
+        if output_watcher.is_none() && watch {
             output_watcher = output_watcher_for(&d, debounce);
         }
         notify(&[sd_notify::NotifyState::Ready]);
@@ -543,11 +590,24 @@ async fn next_output(w: &mut Option<DirWatcher>) {
     }
 }
 
-/// A watcher over the directories of the containers' input files (none if there are none).
+/// The next change in the specs directory (never, with `watch = false`).
+async fn next_specs(w: &mut Option<DirWatcher>) -> Option<BTreeSet<std::path::PathBuf>> {
+    match w {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A watcher over the directories of the containers' input files (none if
+/// there are none, or with `watch = false`).
 fn input_watcher(
     d: &Daemon,
     debounce: Duration,
+    watch: bool,
 ) -> Option<(DirWatcher, BTreeSet<std::path::PathBuf>)> {
+    if !watch {
+        return None;
+    }
     let set = d.agent.load_specs().ok()?;
     let files: BTreeSet<std::path::PathBuf> = set
         .containers

@@ -92,21 +92,8 @@ impl ApplyResult {
     /// An apply that did not happen: invalid specs (each error located), an
     /// unreachable systemd, ...
     pub fn refused(e: &AgentError) -> ApplyResult {
-        let errors = match e {
-            AgentError::Invalid(errs) => errs
-                .iter()
-                .map(|e| ErrorEntry {
-                    file: Some(e.file.display().to_string()),
-                    line: e.line,
-                    col: e.col,
-                    key: e.key.clone(),
-                    message: e.message.clone(),
-                })
-                .collect(),
-            other => return ApplyResult::failed(other.to_string()),
-        };
         ApplyResult {
-            errors,
+            errors: ErrorEntry::of(e),
             ..ApplyResult::failed(String::new())
         }
     }
@@ -155,6 +142,41 @@ impl ApplyResult {
 }
 
 impl ErrorEntry {
+    /// The entries of an agent error: one per spec error, located (the
+    /// hint, if any, in parentheses after the message); otherwise one with
+    /// the whole message.
+    pub fn of(e: &AgentError) -> Vec<ErrorEntry> {
+        match e {
+            AgentError::Invalid(errs) => errs.0.iter().map(ErrorEntry::located).collect(),
+            AgentError::RenderAt {
+                file,
+                line,
+                col,
+                error,
+            } => vec![ErrorEntry {
+                file: Some(file.display().to_string()),
+                line: Some(*line),
+                col: Some(*col),
+                key: None,
+                message: error.to_string(),
+            }],
+            other => vec![ErrorEntry::message(other.to_string())],
+        }
+    }
+
+    pub fn located(e: &crate::spec::SpecError) -> ErrorEntry {
+        ErrorEntry {
+            file: Some(e.file.display().to_string()),
+            line: e.line,
+            col: e.col,
+            key: e.key.clone(),
+            message: match &e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message.clone(),
+            },
+        }
+    }
+
     pub fn message(message: String) -> ErrorEntry {
         ErrorEntry {
             file: None,

@@ -55,6 +55,8 @@ pub struct Supervisor {
     state_dir: PathBuf,
     generation: Option<u64>,
     next_epoch: u64,
+    /// A transition was logged since [`Supervisor::take_health_changed`].
+    health_changed: bool,
 }
 
 fn state_name(s: HealthState) -> String {
@@ -66,6 +68,17 @@ fn state_name(s: HealthState) -> String {
             consecutive_failures,
         } => format!("unhealthy ({consecutive_failures} failed)"),
         HealthState::Failed => "failed".into(),
+    }
+}
+
+/// The state without its count: "unhealthy (2 failed)" is "unhealthy".
+fn kind_name(s: HealthState) -> &'static str {
+    match s {
+        HealthState::Stopped => "stopped",
+        HealthState::Starting => "starting",
+        HealthState::Healthy => "healthy",
+        HealthState::Unhealthy { .. } => "unhealthy",
+        HealthState::Failed => "failed",
     }
 }
 
@@ -100,6 +113,7 @@ impl Supervisor {
             state_dir: state_dir.to_path_buf(),
             generation: None,
             next_epoch: 1,
+            health_changed: false,
         }
     }
 
@@ -286,18 +300,19 @@ impl Supervisor {
         None
     }
 
+    /// Each checked unit's health state, by name (see `metrics::HEALTH_STATES`).
+    pub fn health_kinds(&self) -> BTreeMap<String, &'static str> {
+        self.units
+            .values()
+            .map(|w| (w.unit.clone(), kind_name(w.machine.state())))
+            .collect()
+    }
+
     /// "6 services: 5 healthy, 1 starting".
     pub fn summary(&self) -> String {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for w in self.units.values() {
-            let k = match w.machine.state() {
-                HealthState::Stopped => "stopped",
-                HealthState::Starting => "starting",
-                HealthState::Healthy => "healthy",
-                HealthState::Unhealthy { .. } => "unhealthy",
-                HealthState::Failed => "failed",
-            };
-            *counts.entry(k).or_default() += 1;
+            *counts.entry(kind_name(w.machine.state())).or_default() += 1;
         }
         let total = self.units.len() + self.unchecked.len();
         let noun = if total == 1 { "service" } else { "services" };
@@ -315,7 +330,14 @@ impl Supervisor {
         }
     }
 
-    fn log(&self, name: &str, transitions: &[Transition]) {
+    /// Whether a unit's health changed since the last call (the daemon
+    /// rewrites the metrics then, not on every probe).
+    pub fn take_health_changed(&mut self) -> bool {
+        std::mem::take(&mut self.health_changed)
+    }
+
+    fn log(&mut self, name: &str, transitions: &[Transition]) {
+        self.health_changed |= !transitions.is_empty();
         let Some(w) = self.units.get(name) else {
             return;
         };

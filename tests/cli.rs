@@ -752,3 +752,248 @@ fn a_key_the_target_podman_lacks_is_reported_at_its_file_and_line() {
         "validate changes nothing anyway: {err}"
     );
 }
+
+fn fixture_schema(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Parses `o`'s stdout as one JSON document valid against `schema`.
+fn json_doc(o: &Output, schema: &str) -> serde_json::Value {
+    let (out, err) = text(o);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(
+        schema::violations(&fixture_schema(schema), &doc),
+        Vec::<String>::new(),
+        "{doc}"
+    );
+    doc
+}
+
+/// `validate --json`: one document, each error located (file, line,
+/// column, key, message); a good set is counted.
+#[test]
+fn validate_json_locates_every_error_in_the_documented_format() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\nimgae = \"y\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("b.toml"),
+        "[container.db]\nimage = \"x\"\nmemory = \"lots\"\n",
+    )
+    .unwrap();
+    let o = run(
+        &["validate", "--json", "--specs", specs.to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    let doc = json_doc(&o, "validate-result.schema.json");
+    assert_eq!(doc["ok"], false);
+    let errors = doc["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{doc}");
+    let at = |e: &serde_json::Value| {
+        (
+            e["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string(),
+            e["line"].as_u64(),
+            e["col"].as_u64(),
+            e["key"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        at(&errors[0]),
+        (
+            "a.toml".into(),
+            Some(3),
+            Some(1),
+            "container.web.imgae".into()
+        )
+    );
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("image"),
+        "{doc}"
+    );
+    assert_eq!(
+        at(&errors[1]),
+        (
+            "b.toml".into(),
+            Some(3),
+            Some(1),
+            "container.db.memory".into()
+        )
+    );
+
+    let o = run(&["validate", "--json", "--specs", &senex()], d.path());
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let doc = json_doc(&o, "validate-result.schema.json");
+    assert_eq!(
+        (
+            &doc["ok"],
+            &doc["files"],
+            &doc["containers"],
+            &doc["networks"],
+            &doc["volumes"]
+        ),
+        (&true.into(), &5.into(), &5.into(), &1.into(), &2.into()),
+        "{doc}"
+    );
+}
+
+/// `plan --json` and `plan --detailed-exitcode`: 0 when `apply` has
+/// nothing to do, 3 when changes are pending (0 without the flag), 2 for
+/// invalid specs, with the documented document each time.
+#[test]
+fn plan_detailed_exitcode_and_json_say_whether_changes_are_pending() {
+    let d = tempfile::tempdir().unwrap();
+    let out_dir = d.path().join("out");
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    for f in std::fs::read_dir(senex()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), specs.join(f.file_name())).unwrap();
+    }
+    let o = run(
+        &[
+            "render",
+            "--specs",
+            specs.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    std::fs::write(d.path().join("agent.toml"), "").unwrap();
+    let plan = |extra: &[&str]| {
+        offline()
+            .arg("plan")
+            .args(extra)
+            .args(["--config", d.path().join("agent.toml").to_str().unwrap()])
+            .args(["--specs", specs.to_str().unwrap()])
+            .args(["--output-dir", out_dir.to_str().unwrap()])
+            .args(["--state-dir", d.path().join("st").to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    // What is in place is what the specs render: nothing to do.
+    let o = plan(&["--json", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let doc = json_doc(&o, "plan-result.schema.json");
+    assert_eq!(
+        (&doc["ok"], &doc["changes"]),
+        (&true.into(), &false.into()),
+        "{doc}"
+    );
+    assert_eq!(doc["drift_checked"], false, "no systemd to ask: {doc}");
+
+    let redis = specs.join("20-redis.toml");
+    let t = std::fs::read_to_string(&redis)
+        .unwrap()
+        .replace("memory = \"50M\"", "memory = \"64M\"");
+    std::fs::write(&redis, t).unwrap();
+    let before = snapshot(&out_dir);
+    let o = plan(&["--json", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    let doc = json_doc(&o, "plan-result.schema.json");
+    assert_eq!(doc["changes"], true, "{doc}");
+    assert_eq!(doc["change"][0]["name"], "redis.container", "{doc}");
+    assert_eq!(doc["actions"][0]["kind"], "restart", "{doc}");
+    assert_eq!(plan(&["--detailed-exitcode"]).status.code(), Some(3));
+    assert_eq!(
+        plan(&["--json"]).status.code(),
+        Some(0),
+        "pending is not an error"
+    );
+    assert_eq!(snapshot(&out_dir), before, "plan changes nothing");
+
+    std::fs::write(specs.join("99-bad.toml"), "[container.x]\nimgae = 1\n").unwrap();
+    let o = plan(&["--json", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    let doc = json_doc(&o, "plan-result.schema.json");
+    assert_eq!(
+        (&doc["ok"], &doc["changes"]),
+        (&false.into(), &false.into()),
+        "{doc}"
+    );
+    let e = &doc["errors"][0];
+    assert!(
+        e["file"].as_str().unwrap().ends_with("99-bad.toml"),
+        "{doc}"
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["col"].as_u64()),
+        (Some(2), Some(1)),
+        "{doc}"
+    );
+}
+
+/// `status --json` as the library builds it: valid against its schema,
+/// `ok` false as soon as one unit is not active. (The real command needs a
+/// manager; the e2e tests check its output against the same schema.)
+#[test]
+fn status_json_is_versioned_and_matches_its_schema() {
+    let row = deploy_agent::status::Row {
+        unit: "web.service".into(),
+        file: "web.container".into(),
+        load_state: "loaded".into(),
+        active_state: "active".into(),
+        sub_state: "running".into(),
+        health: "healthy".into(),
+        last_check: Some("2026-01-01T00:00:00Z".into()),
+        last_result: Some("HTTP 200".into()),
+        restarts: 0,
+        memory_current: Some(1 << 20),
+        memory_max: None,
+        generation: Some(4),
+        note: None,
+    };
+    let mut down = row.clone();
+    down.note = Some("not started: requires db.service, which is failed".into());
+    down.unit = "db.service".into();
+    down.active_state = "failed".into();
+    let well = deploy_agent::formats::StatusDoc::new(Some(4), vec![row.clone()]);
+    let ill = deploy_agent::formats::StatusDoc::new(Some(4), vec![row, down]);
+    for (doc, ok) in [(well, true), (ill, false)] {
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            schema::violations(&fixture_schema("status-result.schema.json"), &v),
+            Vec::<String>::new(),
+            "{v}"
+        );
+        assert_eq!(
+            (v["version"].as_u64(), v["ok"].as_bool()),
+            (Some(1), Some(ok))
+        );
+    }
+    // With no manager to ask: exit 1, said on stderr, no half document.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("agent.toml"), "").unwrap();
+    let o = offline()
+        .args([
+            "status",
+            "--json",
+            "--config",
+            d.path().join("agent.toml").to_str().unwrap(),
+        ])
+        .args(["--state-dir", d.path().join("st").to_str().unwrap()])
+        .args(["--output-dir", d.path().join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o).0.is_empty() && text(&o).1.contains("cannot reach systemd"),
+        "{:?}",
+        text(&o)
+    );
+}

@@ -73,10 +73,19 @@ fn apply_wait_json_settles_reports_and_rolls_back() {
     let u = unit(&doc, "e2e-aw.service");
     assert_eq!(u["settled"], "healthy", "{doc}");
     assert_eq!(u["health"], "healthy", "{doc}");
+    let started = ws
+        .env
+        .unit_prop("e2e-aw.service", "ActiveEnterTimestampMonotonic");
     let (code, doc) = result(&ws, &["--wait=60s"]);
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["changed"], false, "idempotent: {doc}");
     assert!(doc["units"].as_array().unwrap().is_empty(), "{doc}");
+    assert_eq!(
+        ws.env
+            .unit_prop("e2e-aw.service", "ActiveEnterTimestampMonotonic"),
+        started,
+        "the second apply touches no unit"
+    );
 
     // A change whose check fails: unhealthy, rolled back to v1, exit 1.
     ws.spec("10-aw.toml", &spec("v2", "missing"));

@@ -382,7 +382,8 @@ fn status_row(ws: &Workspace, unit: &str) -> serde_json::Value {
     // Exit 1 while a unit is unhealthy: the rows are what is checked here.
     let status = stdout(&ws.agent(&["status", "--json"]));
     let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
-    rows.as_array()
+    rows["units"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|r| r["unit"] == unit)

@@ -191,7 +191,8 @@ fn a_new_version_that_never_becomes_healthy_is_rolled_back() {
         // (Exit 1 while the unit is not healthy yet: the row is what counts.)
         let status = support::stdout(&ws.agent(&["status", "--json"]));
         let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
-        rows.as_array()
+        rows["units"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|r| r["unit"] == "e2e-rb.service")

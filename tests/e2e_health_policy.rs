@@ -103,7 +103,7 @@ fn restart_policy_backs_off_on_a_real_unit_then_gives_up() {
     );
     let status: serde_json::Value =
         serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
-    let row = status
+    let row = status["units"]
         .as_array()
         .unwrap()
         .iter()

@@ -119,6 +119,8 @@ history = 20
 # trusted_group = "deploy"
 allow_empty = false
 pull_ahead = true
+# metrics_file = "/var/lib/node_exporter/textfile_collector/deploy_agent.prom"
+watch = true
 
 [host]
 # memory = "8G"
@@ -203,6 +205,32 @@ const AGENT: &[Key] = &[
                owned by root or the agent's user and writable by no one else (root's group \
                aside): whoever writes a spec decides what runs as the agent's user, as root \
                for the system agent. With it, those may also be writable by this group.",
+    },
+    Key {
+        name: "metrics_file",
+        kind: "path ending in `.prom`, default none",
+        text: "Where the daemon writes its metrics in the Prometheus text format, for \
+               node_exporter's textfile collector (e.g. \
+               `/var/lib/node_exporter/textfile_collector/deploy_agent.prom`; the agent's \
+               user must be able to write to that directory). Rewritten atomically when an \
+               apply ends and when a unit's state or health changes: \
+               `deploy_agent_units{state}`, `deploy_agent_unit_health{unit,state}`, \
+               `deploy_agent_generation`, `deploy_agent_last_apply_success`, \
+               `deploy_agent_last_apply_duration_seconds`, \
+               `deploy_agent_last_apply_timestamp_seconds`, `deploy_agent_applies_total{result}` \
+               and `deploy_agent_rollbacks_total`. Without it no file is written.",
+    },
+    Key {
+        name: "watch",
+        kind: "boolean, default `true`",
+        text: "Whether the daemon applies by itself when the specs or the containers' \
+               input files change. Set it to `false` on hosts driven by a deployment \
+               engine (the Ansible role in `ansible/`, a Flight Control hook) that writes \
+               the specs and then runs `deploy-agent apply --wait --json` itself: the \
+               daemon applying first would leave that apply nothing to wait for, and the \
+               engine would not see a failed health check. The daemon still applies at \
+               start and on SIGHUP (`systemctl reload`), starts units stopped outside a \
+               change, and runs the health checks.",
     },
 ];
 

@@ -4,7 +4,7 @@
 use clap_mangen::roff::Roff;
 
 use super::markup::{example, file, item, para, section, see_also};
-use crate::commands::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::commands::{EXIT_CHANGES, EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 use crate::config::{DEFAULT_CONFIG, DEFAULT_SPECS_DIR};
 use crate::health::HealthEvent;
 use crate::journal::ids;
@@ -100,7 +100,15 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
             ),
         ],
         "plan" => vec![
-            (EXIT_OK, "The plan was shown."),
+            (
+                EXIT_OK,
+                "The plan was shown (with `--detailed-exitcode`: and there is nothing to apply).",
+            ),
+            (
+                EXIT_CHANGES,
+                "With `--detailed-exitcode` only: the specs are valid and `apply` would \
+                 change something (files, or units stopped outside a change).",
+            ),
             (
                 EXIT_FAILED,
                 "The output or state directory could not be read.",
@@ -228,6 +236,11 @@ fn exit_status(r: &mut Roff) {
          deploy-agent did not generate, where it would write one; an invalid agent.toml or \
          `podman_version`; `rollback` to a generation that does not exist, or with no \
          earlier good one; a command-line usage error.",
+    );
+    item(
+        r,
+        &format!("`{EXIT_CHANGES}`"),
+        "`plan --detailed-exitcode` only: the specs are valid and changes are pending.",
     );
     para(
         r,
