@@ -234,9 +234,11 @@ fn lib(specs: &Path, empty: &Path, uptodate: &Path, config: &Path) {
 /// What an apply and each probe result cost besides the work itself:
 /// writing the files (`output::write_atomic`), the history record of an apply (specs + rendered files, pruned to the
 /// default 20 generations), and the daemon's per-probe bookkeeping
-/// (`Supervisor::on_result`, which persists health.json, then the history
-/// lookups the daemon makes when there is a verdict), with every service
-/// healthy, as the daemon loop in src/daemon.rs does it.
+/// (`Supervisor::on_result`, which persists health.json on a transition,
+/// then the history lookups the daemon makes when the verdict changed),
+/// with every service healthy, as the daemon loop in src/daemon.rs does it;
+/// plus the debounced rewrite of health.json (`Supervisor::flush`), which
+/// the daemon does at most once per `supervise::PERSIST_DEBOUNCE`.
 fn bookkeeping(
     set: &deploy_agent::spec::SpecSet,
     desired: &BTreeMap<String, String>,
@@ -309,7 +311,7 @@ fn bookkeeping(
         let k = i % names.len();
         i += 1;
         sup.on_result(names[k], k as u64 + 1, ok(), later);
-        if let Some(ok) = sup.verdict() {
+        if let Some(ok) = sup.verdict_change() {
             if let Ok(Some(latest)) = history.latest() {
                 let v = if ok {
                     Verdict::Healthy
@@ -319,6 +321,11 @@ fn bookkeeping(
                 let _ = history.set_health(latest.generation, v);
             }
         }
+    });
+    sup.on_result(names[0], 1, ok(), later);
+    measure(&key("health_flush"), || {
+        sup.on_result(names[0], 1, ok(), later);
+        sup.flush();
     });
     let _ = std::fs::remove_dir_all(&state);
 }
