@@ -232,7 +232,7 @@ fn lib(specs: &Path, empty: &Path, uptodate: &Path, config: &Path) {
 }
 
 /// What an apply and each probe result cost besides the work itself:
-/// writing the files (`output::write_atomic`), the history record of an apply (specs + rendered files, pruned to the
+/// writing the files (`output::update`), the history record of an apply (specs + rendered files, pruned to the
 /// default 20 generations), and the daemon's per-probe bookkeeping
 /// (`Supervisor::on_result`, which persists health.json on a transition,
 /// then the history lookups the daemon makes when the verdict changed),
@@ -260,14 +260,17 @@ fn bookkeeping(
         .collect();
     // `agent.history` (default 20); BENCH_HISTORY_KEEP to see pruning's share.
     let keep = env_num("BENCH_HISTORY_KEEP", 20) as u32;
-    // Writing every rendered file as apply does (temp file, fsync, rename,
-    // fsync of the directory, per file), over the previous version.
+    // Writing every rendered file as apply does (`output::update`: temp
+    // files, each fsynced, renamed, one fsync of the directory), over the
+    // previous version.
     let out = state.join("output");
     std::fs::create_dir_all(&out).unwrap();
+    let files: Vec<(&str, &str)> = desired
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     measure(&key("write_files"), || {
-        for (name, text) in desired {
-            deploy_agent::output::write_atomic(&out, name, text).unwrap();
-        }
+        deploy_agent::output::update(&out, &files, &[]).unwrap();
     });
     measure(&key("history_record"), || {
         history

@@ -1,8 +1,9 @@
 //! Apply: carry out a plan against the output directory and systemd.
 //!
 //! Order: refuse what Quadlet rejects; record the intent (`pending.json`);
-//! stop removed units; write files atomically; one daemon-reload; start and
-//! restart in dependency order, waiting for each job. If the process dies
+//! stop removed units; write the files (atomically, one directory fsync);
+//! one daemon-reload; start and restart in dependency order, waiting for
+//! each job. If the process dies
 //! anywhere in between, the next apply finds `pending.json` and finishes the
 //! job: it reloads and acts on the recorded units even though their files
 //! already match, and restarts nothing else.
@@ -261,17 +262,14 @@ pub async fn execute(
     if leftovers > 0 {
         tracing::info!("removed {leftovers} temp file(s) of an interrupted write");
     }
-    for f in plan.add.iter().chain(&plan.change) {
-        output::write_atomic(
-            target.output_dir,
-            &f.name,
-            f.new.as_deref().unwrap_or_default(),
-        )?;
-        crate::failpoint!("after-write");
-    }
-    for f in &plan.remove {
-        output::remove_managed(target.output_dir, &f.name)?;
-    }
+    let write: Vec<(&str, &str)> = plan
+        .add
+        .iter()
+        .chain(&plan.change)
+        .map(|f| (f.name.as_str(), f.new.as_deref().unwrap_or_default()))
+        .collect();
+    let remove: Vec<&str> = plan.remove.iter().map(|f| f.name.as_str()).collect();
+    output::update(target.output_dir, &write, &remove)?;
     crate::failpoint!("before-reload");
     if plan.reload {
         sd.reload().await?;
