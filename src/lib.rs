@@ -20,6 +20,7 @@ pub mod journal;
 pub mod lock;
 pub mod output;
 pub mod pins;
+pub mod podman_cache;
 pub mod quadlet;
 pub mod reconcile;
 pub mod render;

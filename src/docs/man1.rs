@@ -367,7 +367,9 @@ fn files(r: &mut Roff) {
         "State of a user agent (`state_dir`): `generations/` (per applied generation a \
          record of what happened naming the specs as read and the rendered files, each \
          distinct file stored once in `generations/objects/`), `health.json`, \
-         `inputs.json` (hashes of env files, read-only mounts and secret sources).",
+         `inputs.json` (hashes of env files, read-only mounts and secret sources), \
+         `podman-version.json` (the installed Podman's version, kept until the `podman` \
+         binary changes).",
     );
     file(
         r,
