@@ -79,6 +79,8 @@ pub struct Agent {
     /// those a rollback saved (see [`crate::pins`]); and whether they differ
     /// from the saved ones (an apply saves them).
     pub pins: std::cell::RefCell<(Pins, bool)>,
+    /// Spec files parsed by earlier loads (the daemon loads on every change).
+    specs: std::cell::RefCell<crate::spec::SpecCache>,
 }
 
 impl Agent {
@@ -104,6 +106,7 @@ impl Agent {
             podman,
             job_timeout,
             pins: Default::default(),
+            specs: Default::default(),
         })
     }
 
@@ -114,7 +117,8 @@ impl Agent {
                 crate::spec::Loc::file(dir).error("", e, None)
             ]))
         })?;
-        let set = crate::spec::load_dir_trusting(dir, &trust).map_err(AgentError::Invalid)?;
+        let set = crate::spec::load_dir_cached(dir, &trust, &mut self.specs.borrow_mut())
+            .map_err(AgentError::Invalid)?;
         // A FIFO, device or oversized env file, secret source or ca_file is
         // a spec error, found before anything is applied.
         crate::inputs::check(&set).map_err(AgentError::Invalid)?;

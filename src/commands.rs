@@ -220,7 +220,8 @@ async fn plan(cfg: Config, json: bool) -> Result<u8> {
         print!("{}", describe(&plan));
     }
     if plan.files_changed() {
-        if let Err(e) = crate::reconcile::apply::check_with_quadlet(&desired, !agent.cfg.system) {
+        let check = crate::reconcile::affected::to_check(&plan, &desired);
+        if let Err(e) = crate::reconcile::apply::check_with_quadlet(&check, !agent.cfg.system) {
             eprintln!("error: {e}");
             return Ok(EXIT_INVALID);
         }

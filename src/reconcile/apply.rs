@@ -223,7 +223,7 @@ pub async fn execute(
         return Ok(report);
     }
     if plan.files_changed() {
-        check_with_quadlet(desired, target.user)?;
+        check_with_quadlet(&super::affected::to_check(plan, desired), target.user)?;
     }
 
     let pending = Pending {
