@@ -2,8 +2,9 @@
 //!
 //! Order: refuse what Quadlet rejects; record the intent (`pending.json`);
 //! stop removed units; write the files (atomically, one directory fsync);
-//! one daemon-reload; start and restart in dependency order, waiting for
-//! each job. If the process dies
+//! one daemon-reload; start and restart in dependency order (the calls go
+//! out in that order without awaiting each reply), waiting for each job's
+//! result. If the process dies
 //! anywhere in between, the next apply finds `pending.json` and finishes the
 //! job: it reloads and acts on the recorded units even though their files
 //! already match, and restarts nothing else.
