@@ -72,6 +72,16 @@ impl Objects {
         Ok(text)
     }
 
+    /// Removes object `hash` (gone already: nothing to do).
+    pub fn remove(&self, hash: &str) -> Result<(), HistoryError> {
+        let path = self.path(hash)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path, "cannot remove")(e)),
+        }
+    }
+
     /// Removes every object not in `keep`, and temp files of writes a
     /// crash interrupted. Returns how many files were removed.
     pub fn sweep(&self, keep: &BTreeSet<&str>) -> Result<usize, HistoryError> {
