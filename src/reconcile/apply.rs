@@ -179,14 +179,7 @@ pub fn check_with_quadlet(
         tracing::debug!("no Quadlet generator installed; skipping the dry run");
         return Ok(());
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("deploy-agent-check")
-        .tempdir()
-        .map_err(|source| ApplyError::State {
-            path: std::env::temp_dir(),
-            op: "cannot create a scratch directory",
-            source,
-        })?;
+    let scratch = scratch_dir()?;
     for (name, text) in desired {
         let p = scratch.path().join(name);
         std::fs::write(&p, text).map_err(|source| ApplyError::State {
@@ -202,6 +195,37 @@ pub fn check_with_quadlet(
         }
         Err(e) => Err(ApplyError::QuadletRejected(e.to_string())),
     }
+}
+
+/// A scratch directory for the dry run, in memory where there is one
+/// (`$XDG_RUNTIME_DIR`, `/dev/shm`): creating a thousand small files on a
+/// disk file system costs more than the generator's run over them.
+fn scratch_dir() -> Result<tempfile::TempDir, ApplyError> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let places = runtime
+        .into_iter()
+        .chain([PathBuf::from("/dev/shm"), std::env::temp_dir()]);
+    let mut last = None;
+    for dir in places.filter(|d| d.is_dir()) {
+        match tempfile::Builder::new()
+            .prefix("deploy-agent-check")
+            .tempdir_in(&dir)
+        {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some((dir, e)),
+        }
+    }
+    let (path, source) = last.unwrap_or_else(|| {
+        (
+            std::env::temp_dir(),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    });
+    Err(ApplyError::State {
+        path,
+        op: "cannot create a scratch directory",
+        source,
+    })
 }
 
 /// Carries out `plan`. Returns a report even when units fail; errors are
