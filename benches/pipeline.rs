@@ -70,7 +70,7 @@ fn measure(name: &str, mut f: impl FnMut()) {
         (ms(times[n / 2 - 1]) + ms(times[n / 2])) / 2.0
     };
     println!(
-        "RESULT\t{name}\t{median:.3}\t{:.3}\t{:.3}\t{n}",
+        "RESULT\t{name}\t{median:.4}\t{:.4}\t{:.4}\t{n}",
         ms(times[0]),
         ms(times[n - 1])
     );
@@ -229,14 +229,251 @@ fn lib(specs: &Path, empty: &Path, uptodate: &Path, config: &Path) {
         reconcile::apply::check_with_quadlet(&desired, true).unwrap();
     });
     bookkeeping(&set, &desired, uptodate, &key);
+    history_growth(&set, &desired, uptodate, &key);
+    one_change(specs, config, uptodate, &key);
+}
+
+/// Prints a measured quantity that is not a time: `VALUE NAME N`.
+fn value(name: &str, v: u64) {
+    println!("VALUE\t{name}\t{v}");
+}
+
+/// (files, bytes) under `dir`, recursively.
+fn du(dir: &Path) -> (u64, u64) {
+    let mut out = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            let (f, b) = du(&e.path());
+            out = (out.0 + f, out.1 + b);
+        } else {
+            out = (out.0 + 1, out.1 + m.len());
+        }
+    }
+    out
+}
+
+fn spec_texts(set: &deploy_agent::spec::SpecSet) -> Vec<(PathBuf, String)> {
+    set.files
+        .iter()
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect()
+}
+
+/// What the history layout before the object store wrote per generation:
+/// a full copy of every spec and rendered file and the record (written
+/// here the same way, for the baseline), pruned to `keep`.
+fn full_copy_record(
+    dir: &Path,
+    n: u64,
+    specs: &[(PathBuf, String)],
+    desired: &BTreeMap<String, String>,
+    keep: u64,
+) {
+    let g = dir.join(format!("{n:06}"));
+    std::fs::create_dir_all(g.join("specs")).unwrap();
+    std::fs::create_dir_all(g.join("rendered")).unwrap();
+    for (i, (p, t)) in specs.iter().enumerate() {
+        let base = p.file_name().unwrap().to_string_lossy();
+        std::fs::write(g.join(format!("specs/{i:03}-{base}")), t).unwrap();
+    }
+    for (name, t) in desired {
+        std::fs::write(g.join("rendered").join(name), t).unwrap();
+    }
+    let files: Vec<&String> = desired.keys().collect();
+    let meta = serde_json::json!({"generation": n, "files": files, "spec_files": specs.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>()});
+    std::fs::write(
+        g.join("meta.json"),
+        serde_json::to_string_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+    if n > keep {
+        std::fs::remove_dir_all(dir.join(format!("{:06}", n - keep))).unwrap();
+    }
+}
+
+/// History per generation when one service changed: files and bytes the
+/// generation adds (`History::record`), against the full copy the layout
+/// before wrote; and the time of each.
+fn history_growth(
+    set: &deploy_agent::spec::SpecSet,
+    desired: &BTreeMap<String, String>,
+    uptodate: &Path,
+    key: &dyn Fn(&str) -> String,
+) {
+    use deploy_agent::history::{History, Outcome};
+    let state = uptodate.with_extension("history");
+    let _ = std::fs::remove_dir_all(&state);
+    let history = History::new(&state);
+    let mut specs = spec_texts(set);
+    let mut desired = desired.clone();
+    let first = desired.keys().next().unwrap().clone();
+    let mut round = 0u64;
+    let mut change = |specs: &mut Vec<(PathBuf, String)>,
+                      desired: &mut BTreeMap<String, String>| {
+        round += 1;
+        specs[0].1.push_str(&format!("# edit {round}\n"));
+        desired
+            .get_mut(&first)
+            .unwrap()
+            .push_str(&format!("# edit {round}\n"));
+    };
+    let record = |specs: &[(PathBuf, String)], desired: &BTreeMap<String, String>| {
+        history
+            .record(specs, desired, Outcome::Ok, vec![], "bench", 20)
+            .unwrap();
+    };
+    record(&specs, &desired);
+    let gens = state.join("generations");
+    let (f0, b0) = du(&gens);
+    value(&key("history_first.files"), f0);
+    value(&key("history_first.bytes"), b0);
+    change(&mut specs, &mut desired);
+    record(&specs, &desired);
+    let (f1, b1) = du(&gens);
+    value(&key("history_one_change.files"), f1 - f0);
+    value(&key("history_one_change.bytes"), b1 - b0);
+    measure(&key("history_record_one_change"), || {
+        change(&mut specs, &mut desired);
+        record(&specs, &desired);
+    });
+    let (f, b) = du(&gens);
+    value(&key("history_on_disk_20.files"), f);
+    value(&key("history_on_disk_20.bytes"), b);
+
+    // The baseline: the full copy, the same edits.
+    let old = state.join("full-copy");
+    let mut n = 0;
+    let mut record_old = |specs: &[(PathBuf, String)], desired: &BTreeMap<String, String>| {
+        n += 1;
+        full_copy_record(&old, n, specs, desired, 20);
+    };
+    record_old(&specs, &desired);
+    let (g0, c0) = du(&old);
+    change(&mut specs, &mut desired);
+    record_old(&specs, &desired);
+    let (g1, c1) = du(&old);
+    value(&key("full_copy_one_change.files"), g1 - g0);
+    value(&key("full_copy_one_change.bytes"), c1 - c0);
+    measure(&key("full_copy_record_one_change"), || {
+        change(&mut specs, &mut desired);
+        record_old(&specs, &desired);
+    });
+    let (f, b) = du(&old);
+    value(&key("full_copy_on_disk_20.files"), f);
+    value(&key("full_copy_on_disk_20.bytes"), b);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// One changed service among all: the agent's own work in an apply, all of
+/// it but systemd's (daemon-reload, the job, the status queries): load the
+/// specs (the daemon's cached load), render, plan under the lock, the
+/// generator dry run of what the change touches, write the file, record
+/// the generation pending and finish it, save the input hashes. Against the
+/// same steps done the way before (uncached load, dry run of every file,
+/// full-copy history), in the same run.
+fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -> String) {
+    use deploy_agent::history::{History, Outcome};
+    let work = uptodate.with_extension("onechange");
+    let _ = std::fs::remove_dir_all(&work);
+    let (wspecs, out) = (work.join("specs"), work.join("out"));
+    std::fs::create_dir_all(&wspecs).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    for e in std::fs::read_dir(specs).unwrap().flatten() {
+        std::fs::copy(e.path(), wspecs.join(e.file_name())).unwrap();
+    }
+    let agent = agent_for(config, &wspecs, &out);
+    std::fs::create_dir_all(&agent.cfg.state_dir).unwrap();
+    let history = History::new(&agent.cfg.state_dir);
+    let edited = wspecs.join("svc-0000.toml");
+    let original = std::fs::read_to_string(&edited).unwrap();
+    let mut round = 0u64;
+    let mut edit = || {
+        round += 1;
+        let text = original.replace(
+            "LOG_LEVEL = \"info\"",
+            &format!("LOG_LEVEL = \"info{round}\""),
+        );
+        std::fs::write(&edited, text).unwrap();
+    };
+    let user = !agent.cfg.system;
+    let apply = |cached: bool| {
+        let set = if cached {
+            agent.load_specs().unwrap()
+        } else {
+            let a = agent_for(config, &wspecs, &out);
+            a.load_specs().unwrap()
+        };
+        let desired = agent.render(&set).unwrap();
+        let (set, desired, plan) = agent.plan_rendered(set, desired, Extra::default()).unwrap();
+        let check = if cached {
+            reconcile::affected::to_check(&plan, &desired)
+        } else {
+            desired.clone()
+        };
+        reconcile::apply::check_with_quadlet(&check, user).unwrap();
+        let write: Vec<(&str, &str)> = plan
+            .add
+            .iter()
+            .chain(&plan.change)
+            .map(|f| (f.name.as_str(), f.new.as_deref().unwrap()))
+            .collect();
+        deploy_agent::output::update(&out, &write, &[]).unwrap();
+        let specs = spec_texts(&set);
+        if cached {
+            let n = history
+                .record(&specs, &desired, Outcome::Pending, vec![], "bench", 20)
+                .unwrap();
+            history.finish(n, Outcome::Ok, vec![]).unwrap();
+        } else {
+            round_old(&agent.cfg.state_dir, &specs, &desired);
+        }
+        deploy_agent::inputs::save(&agent.cfg.state_dir, &deploy_agent::inputs::hashes(&set))
+            .unwrap();
+        plan
+    };
+    let first = apply(true);
+    assert_eq!(
+        first.add.len(),
+        first.add.len().max(1),
+        "first apply writes every file"
+    );
+    measure(&key("one_change_agent"), || {
+        edit();
+        let plan = apply(true);
+        assert_eq!(plan.change.len(), 1, "one file changed");
+    });
+    measure(&key("one_change_as_before"), || {
+        edit();
+        let plan = apply(false);
+        assert_eq!(plan.change.len(), 1, "one file changed");
+    });
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The full-copy history record of the layout before (see [`full_copy_record`]).
+fn round_old(state: &Path, specs: &[(PathBuf, String)], desired: &BTreeMap<String, String>) {
+    let dir = state.join("full-copy");
+    let n = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+        + 1;
+    full_copy_record(&dir, n, specs, desired, 20);
 }
 
 /// What an apply and each probe result cost besides the work itself:
-/// writing the files (`output::write_atomic`), the history record of an apply (specs + rendered files, pruned to the
+/// writing the files (`output::update`), the history record of an apply (specs + rendered files, pruned to the
 /// default 20 generations), and the daemon's per-probe bookkeeping
-/// (`Supervisor::on_result`, which persists health.json, then the history
-/// lookups the daemon makes when there is a verdict), with every service
-/// healthy, as the daemon loop in src/daemon.rs does it.
+/// (`Supervisor::on_result`, which persists health.json on a transition,
+/// then the history lookups the daemon makes when the verdict changed),
+/// with every service healthy, as the daemon loop in src/daemon.rs does it;
+/// plus the debounced rewrite of health.json (`Supervisor::flush`), which
+/// the daemon does at most once per `supervise::PERSIST_DEBOUNCE`.
 fn bookkeeping(
     set: &deploy_agent::spec::SpecSet,
     desired: &BTreeMap<String, String>,
@@ -258,13 +495,23 @@ fn bookkeeping(
         .collect();
     // `agent.history` (default 20); BENCH_HISTORY_KEEP to see pruning's share.
     let keep = env_num("BENCH_HISTORY_KEEP", 20) as u32;
-    // Writing every rendered file as apply does (temp file, fsync, rename,
-    // fsync of the directory, per file), over the previous version.
+    // Writing every rendered file as apply does (`output::update`: temp
+    // files, each fsynced, renamed, one fsync of the directory), over the
+    // previous version.
     let out = state.join("output");
     std::fs::create_dir_all(&out).unwrap();
+    let files: Vec<(&str, &str)> = desired
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     measure(&key("write_files"), || {
-        for (name, text) in desired {
-            deploy_agent::output::write_atomic(&out, name, text).unwrap();
+        deploy_agent::output::update(&out, &files, &[]).unwrap();
+    });
+    // As before (issue 15): each file on its own, temp file, fsync, rename,
+    // fsync of the directory.
+    measure(&key("write_files_as_before"), || {
+        for (name, text) in &files {
+            deploy_agent::output::update(&out, &[(name, text)], &[]).unwrap();
         }
     });
     measure(&key("history_record"), || {
@@ -309,6 +556,25 @@ fn bookkeeping(
         let k = i % names.len();
         i += 1;
         sup.on_result(names[k], k as u64 + 1, ok(), later);
+        if let Some(ok) = sup.verdict_change() {
+            if let Ok(Some(latest)) = history.latest() {
+                let v = if ok {
+                    Verdict::Healthy
+                } else {
+                    Verdict::Unhealthy
+                };
+                let _ = history.set_health(latest.generation, v);
+            }
+        }
+    });
+    // The same results handled as before (issue 15): health.json rewritten
+    // and the history read and written on every result.
+    let mut i = 0;
+    measure(&key("probe_bookkeeping_as_before"), || {
+        let k = i % names.len();
+        i += 1;
+        sup.on_result(names[k], k as u64 + 1, ok(), later);
+        sup.flush();
         if let Some(ok) = sup.verdict() {
             if let Ok(Some(latest)) = history.latest() {
                 let v = if ok {
@@ -319,6 +585,11 @@ fn bookkeeping(
                 let _ = history.set_health(latest.generation, v);
             }
         }
+    });
+    sup.on_result(names[0], 1, ok(), later);
+    measure(&key("health_flush"), || {
+        sup.on_result(names[0], 1, ok(), later);
+        sup.flush();
     });
     let _ = std::fs::remove_dir_all(&state);
 }

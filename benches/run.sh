@@ -30,11 +30,12 @@ fi
 export BENCH_REPS=${BENCH_REPS:-7}
 export BENCH_MANY=${BENCH_MANY:-100}
 export BENCH_IDLE=${BENCH_IDLE:-20}
+export BENCH_IDLE_PORT0=${BENCH_IDLE_PORT0:-18420}
 export BENCH_IDLE_SECS=${BENCH_IDLE_SECS:-60}
 export BENCH_IDLE_NOHEALTH_SECS=${BENCH_IDLE_NOHEALTH_SECS:-30}
 export BENCH_SIZES=${BENCH_SIZES:-10 100 1000}
 export BENCH_BUDGET_MS=${BENCH_BUDGET_MS:-1500}
-export TESTENV_PASS_ENV="BENCH_PIPELINE BENCH_REPS BENCH_MANY BENCH_IDLE BENCH_IDLE_SECS BENCH_IDLE_NOHEALTH_SECS BENCH_SIZES BENCH_BUDGET_MS"
+export TESTENV_PASS_ENV="BENCH_PIPELINE BENCH_REPS BENCH_MANY BENCH_IDLE BENCH_IDLE_PORT0 BENCH_IDLE_SECS BENCH_IDLE_NOHEALTH_SECS BENCH_SIZES BENCH_BUDGET_MS"
 
 say() { printf '[run.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 started=$(date +%s)
@@ -290,7 +291,7 @@ Baselines, the same $(v many.n) Quadlet files (rendered by the agent, untimed) f
 ## 4. The idle daemon: $(v idle.n) services with http health checks every 10 s
 
 \`systemd-run --user --unit bench-idle --service-type=notify -p WatchdogSec=20s -p NotifyAccess=main deploy-agent run --config ~/bench/idle/agent.toml --specs ~/bench/idle/specs --output-dir \$Q/bench-idle --state-dir ~/bench/idle/state\`
-with $(v idle.n) busybox httpd containers on ports 18420-$((18420 + $(v idle.n) - 1)), each with
+with $(v idle.n) busybox httpd containers on ports $BENCH_IDLE_PORT0-$((BENCH_IDLE_PORT0 + $(v idle.n) - 1)), each with
 \`[health] http = "http://127.0.0.1:PORT/health", interval = "10s", timeout = "2s", retries = 3\`.
 READY after $(v idle.ready_ms) ms (first apply: $(v idle.n) starts); steady state = STATUS
 \`$(v idle.status)\`, then one more interval. Then sampled from \`/proc/PID\`:

@@ -114,6 +114,7 @@ results() {
         case $line in
         RESULT*) printf '%s\n' "$line" | awk -F'\t' '{
             printf "%s.median=%s\n%s.min=%s\n%s.max=%s\n%s.runs=%s\n", $2, $3, $2, $4, $2, $5, $2, $6 }' >>"$RES" ;;
+        VALUE*) printf '%s\n' "$line" | awk -F'\t' '{ printf "%s=%s\n", $2, $3 }' >>"$RES" ;;
         esac
     done
 }
@@ -463,13 +464,16 @@ sample() {
 }
 
 scenario_idle() {
+    # BENCH_IDLE=1000 BENCH_IDLE_PORT0=30000: the scale of issue 15 (ports
+    # PORT0..PORT0+N-1 must be free).
     local n=${BENCH_IDLE:-20} secs=${BENCH_IDLE_SECS:-60} i port unit=bench-idle.service
+    local port0=${BENCH_IDLE_PORT0:-18420}
     say "idle: $n services with http health checks every 10s; the agent as a transient service"
     systemctl --user stop "$unit" 2>/dev/null || true
     systemctl --user reset-failed "$unit" 2>/dev/null || true
     workspace idle
     for i in $(seq 0 $((n - 1))); do
-        port=$((18420 + i))
+        port=$((port0 + i))
         web_spec "bench-idle-$i" "$port" ok >"$WORK/idle/specs/i$i.toml"
         cat >>"$WORK/idle/specs/i$i.toml" <<EOF
 

@@ -88,15 +88,18 @@ pub struct Agent {
     /// those a rollback saved (see [`crate::pins`]); and whether they differ
     /// from the saved ones (an apply saves them).
     pub pins: std::cell::RefCell<(Pins, bool)>,
+    /// Spec files parsed by earlier loads (the daemon loads on every change).
+    specs: std::cell::RefCell<crate::spec::SpecCache>,
 }
 
 impl Agent {
     /// The Podman version to render for: `podman_version` from agent.toml,
-    /// else the installed one, else the newest this agent knows (with a warning).
+    /// else the installed one (cached per binary, see
+    /// [`crate::podman_cache`]), else the newest this agent knows (with a warning).
     pub fn new(cfg: Config, job_timeout: Duration) -> Result<Agent, RenderError> {
         let podman = match &cfg.podman_version {
             Some(v) => PodmanVersion::parse(v)?,
-            None => match crate::quadlet::detect_podman_version() {
+            None => match crate::podman_cache::detect(&cfg.state_dir) {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(
@@ -112,6 +115,7 @@ impl Agent {
             podman,
             job_timeout,
             pins: Default::default(),
+            specs: Default::default(),
         })
     }
 
@@ -122,7 +126,8 @@ impl Agent {
                 crate::spec::Loc::file(dir).error("", e, None)
             ]))
         })?;
-        let set = crate::spec::load_dir_trusting(dir, &trust).map_err(AgentError::Invalid)?;
+        let set = crate::spec::load_dir_cached(dir, &trust, &mut self.specs.borrow_mut())
+            .map_err(AgentError::Invalid)?;
         // A FIFO, device or oversized env file, secret source or ca_file is
         // a spec error, found before anything is applied.
         crate::inputs::check(&set).map_err(AgentError::Invalid)?;
@@ -198,6 +203,16 @@ impl Agent {
         extra: Extra,
     ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
         let desired = self.render(&set)?;
+        self.plan_rendered(set, desired, extra)
+    }
+
+    /// [`plan`](Self::plan) for specs loaded and rendered already.
+    pub fn plan_rendered(
+        &self,
+        set: SpecSet,
+        desired: BTreeMap<String, String>,
+        extra: Extra,
+    ) -> Result<(SpecSet, BTreeMap<String, String>, Plan), AgentError> {
         let budget = self.budget(&set);
         for w in &budget.warnings {
             tracing::warn!("{w}");
@@ -256,12 +271,45 @@ impl Agent {
         origin: &str,
         extra: Extra,
     ) -> Result<Applied, AgentError> {
+        self.apply_from(sd, origin, extra, None).await
+    }
+
+    /// [`apply`](Self::apply) of specs loaded and rendered already (`apply`
+    /// checks them before it reaches systemd): they are not read or
+    /// rendered again; the plan is made again under the lock, against the
+    /// output directory and units as they are then.
+    pub async fn apply_rendered(
+        &self,
+        sd: &Systemd,
+        origin: &str,
+        extra: Extra,
+        set: SpecSet,
+        desired: BTreeMap<String, String>,
+    ) -> Result<Applied, AgentError> {
+        self.apply_from(sd, origin, extra, Some((set, desired)))
+            .await
+    }
+
+    async fn apply_from(
+        &self,
+        sd: &Systemd,
+        origin: &str,
+        extra: Extra,
+        rendered: Option<(SpecSet, BTreeMap<String, String>)>,
+    ) -> Result<Applied, AgentError> {
         let started = Instant::now();
         let _lock = crate::lock::acquire(&self.cfg.state_dir, self.job_timeout).await?;
-        let planned = match self.load_specs() {
-            Ok(set) => {
+        let rendered = match rendered {
+            Some(r) => Ok(r),
+            None => self
+                .load_specs()
+                .and_then(|set| Ok((self.render(&set)?, set)))
+                .map(|(desired, set)| (set, desired)),
+        };
+        let planned = match rendered {
+            Ok((set, desired)) => {
                 let extra = self.with_drift(sd, &set, extra, true).await;
-                self.plan_set(set, extra)
+                self.plan_rendered(set, desired, extra)
             }
             Err(e) => Err(e),
         };

@@ -418,7 +418,8 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
         Err(e) => return Ok(refuse(&e)),
     };
     if plan.files_changed() {
-        if let Err(e) = crate::reconcile::apply::check_with_quadlet(&desired, !agent.cfg.system) {
+        let check = crate::reconcile::affected::to_check(&plan, &desired);
+        if let Err(e) = crate::reconcile::apply::check_with_quadlet(&check, !agent.cfg.system) {
             if json {
                 print_doc(&PlanDoc::refused(vec![ErrorEntry::message(e.to_string())]));
             } else {
@@ -469,9 +470,10 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         allow_empty: cmd.allow_empty,
         ..Extra::default()
     };
-    if let Err(e) = agent.plan(extra()) {
-        return Ok(refuse(&e));
-    }
+    let (set, desired) = match agent.plan(extra()) {
+        Ok((set, desired, _)) => (set, desired),
+        Err(e) => return Ok(refuse(&e)),
+    };
     let sd = match connect(&agent.cfg).await {
         Ok(sd) => sd,
         Err(e) if cmd.json => {
@@ -480,7 +482,11 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
-    let applied = match agent.apply(&sd, "apply", extra()).await {
+    // Planned once more under the lock; loaded and rendered once.
+    let applied = match agent
+        .apply_rendered(&sd, "apply", extra(), set, desired)
+        .await
+    {
         Ok(a) => a,
         Err(e) => return Ok(refuse(&e)),
     };

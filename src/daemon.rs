@@ -497,7 +497,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             }
             (name, epoch, result) = d.supervisor.next_result() => {
                 let cmds = d.supervisor.on_result(&name, epoch, result, Instant::now());
-                if let Some(ok) = d.supervisor.verdict() {
+                // The history is read and written only when the verdict changes.
+                if let Some(ok) = d.supervisor.verdict_change() {
                     if let Ok(Some(latest)) = d.agent.history().latest() {
                         let v = if ok { Verdict::Healthy } else { Verdict::Unhealthy };
                         let _ = d.agent.history().set_health(latest.generation, v);
@@ -555,6 +556,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("stopping"),
     ]);
+    d.supervisor.flush();
     tracing::info!("deploy-agent stopping; services keep running");
     Ok(crate::commands::EXIT_OK)
 }

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod metrics;
 pub mod output;
 pub mod pins;
+pub mod podman_cache;
 pub mod quadlet;
 pub mod reconcile;
 pub mod render;

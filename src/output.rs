@@ -1,7 +1,9 @@
 //! The Quadlet output directory: what the agent may touch there and how it
 //! writes. Only regular files carrying the deploy-agent mark are managed;
 //! symlinks and unmarked files are never read into the plan, written over or
-//! removed. Writes are atomic (temp file, fsync, rename, fsync dir).
+//! removed. Writes are atomic, and an apply's writes are done together
+//! (every temp file written and fsynced, renamed, one fsync of the
+//! directory): see [`update`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -126,21 +128,95 @@ pub fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
     Ok(())
 }
 
+/// Brings `dir` to having `write` (name, contents) and not `remove`: first
+/// every check (nothing changes when one file is foreign or a symlink),
+/// then every new version written to a temp file and fsynced, renamed into
+/// place, the removals, and one fsync of the directory for all of it. A
+/// crash leaves each file old or new, never half written.
+pub fn update(dir: &Path, write: &[(&str, &str)], remove: &[&str]) -> Result<(), OutputError> {
+    for (name, _) in write {
+        check_replaceable(dir, name)?;
+    }
+    let mut removable = Vec::new();
+    for name in remove {
+        removable.extend(check_removable(dir, name)?);
+    }
+    let mut temps = Vec::new();
+    let written = write.iter().try_for_each(|(name, contents)| {
+        temps.push(write_temp(dir, name, contents)?);
+        Ok(())
+    });
+    if let Err(e) = written {
+        for (tmp, _) in &temps {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    crate::failpoint!("write-before-rename");
+    for (tmp, path) in &temps {
+        fs::rename(tmp, path).map_err(io(path, "cannot rename into place"))?;
+        crate::failpoint!("after-write");
+    }
+    for path in &removable {
+        fs::remove_file(path).map_err(io(path, "cannot remove"))?;
+    }
+    if !temps.is_empty() || !removable.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Writes `name` in `dir` atomically. Refuses to replace a foreign file.
 pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<(), OutputError> {
+    update(dir, &[(name, contents)], &[])
+}
+
+/// Removes a managed file. Refuses anything unmarked or a symlink.
+pub fn remove_managed(dir: &Path, name: &str) -> Result<(), OutputError> {
+    update(dir, &[], &[name])
+}
+
+/// `name` may be written: absent, or a regular file carrying the mark.
+fn check_replaceable(dir: &Path, name: &str) -> Result<(), OutputError> {
     check_name(name)?;
     let path = dir.join(name);
     match fs::symlink_metadata(&path) {
-        Ok(m) if m.file_type().is_symlink() => return Err(OutputError::Symlink { path }),
+        Ok(m) if m.file_type().is_symlink() => Err(OutputError::Symlink { path }),
         Ok(m) if m.is_file() => {
             let existing = fs::read_to_string(&path).unwrap_or_default();
-            if !crate::render::is_generated(&existing) {
-                return Err(OutputError::Unmanaged { path });
+            if crate::render::is_generated(&existing) {
+                Ok(())
+            } else {
+                Err(OutputError::Unmanaged { path })
             }
         }
-        Ok(_) => return Err(OutputError::Unmanaged { path }),
-        Err(_) => {}
+        Ok(_) => Err(OutputError::Unmanaged { path }),
+        Err(_) => Ok(()),
     }
+}
+
+/// The path to remove for `name`: `None` when it is gone already; an
+/// error for anything but a file carrying the mark.
+fn check_removable(dir: &Path, name: &str) -> Result<Option<PathBuf>, OutputError> {
+    check_name(name)?;
+    let path = dir.join(name);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path, "cannot stat")(e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(OutputError::Symlink { path });
+    }
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    if !meta.is_file() || !crate::render::is_generated(&text) {
+        return Err(OutputError::Unmanaged { path });
+    }
+    Ok(Some(path))
+}
+
+/// Writes and fsyncs the temp file of `name`: (temp path, final path).
+fn write_temp(dir: &Path, name: &str, contents: &str) -> Result<(PathBuf, PathBuf), OutputError> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -155,35 +231,12 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<(), Output
             .map_err(io(&tmp, "cannot write"))?;
         f.set_permissions(fs::Permissions::from_mode(0o644))
             .map_err(io(&tmp, "cannot chmod"))?;
-        f.sync_all().map_err(io(&tmp, "cannot fsync"))?;
-        crate::failpoint!("write-before-rename");
-        fs::rename(&tmp, &path).map_err(io(&path, "cannot rename into place"))
+        f.sync_all().map_err(io(&tmp, "cannot fsync"))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    sync_dir(dir)
-}
-
-/// Removes a managed file. Refuses anything unmarked or a symlink.
-pub fn remove_managed(dir: &Path, name: &str) -> Result<(), OutputError> {
-    check_name(name)?;
-    let path = dir.join(name);
-    let meta = match fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(&path, "cannot stat")(e)),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(OutputError::Symlink { path });
-    }
-    let text = fs::read_to_string(&path).unwrap_or_default();
-    if !meta.is_file() || !crate::render::is_generated(&text) {
-        return Err(OutputError::Unmanaged { path });
-    }
-    fs::remove_file(&path).map_err(io(&path, "cannot remove"))?;
-    sync_dir(dir)
+    result.map(|()| (tmp, dir.join(name)))
 }
 
 /// Removes leftover temp files of an interrupted write (ours only: `.NAME.tmp-PID`).
@@ -286,6 +339,49 @@ mod tests {
                     OutputError::BadName { .. }
                 ),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_update_writes_and_removes_together_or_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        update(
+            d.path(),
+            &[
+                ("a.container", &marked("a1")),
+                ("b.container", &marked("b1")),
+            ],
+            &[],
+        )
+        .unwrap();
+        update(
+            d.path(),
+            &[("a.container", &marked("a2")), ("c.network", &marked("c1"))],
+            &["b.container", "gone.container"],
+        )
+        .unwrap();
+        let mut names: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.container", "c.network"], "no temp file left");
+        assert_eq!(
+            fs::read_to_string(d.path().join("a.container")).unwrap(),
+            marked("a2")
+        );
+        // A foreign file among them: refused before anything changes.
+        fs::write(d.path().join("mine.container"), "[Container]\n").unwrap();
+        for (write, remove) in [
+            (vec![("a.container", "x"), ("mine.container", "y")], vec![]),
+            (vec![("a.container", "x")], vec!["mine.container"]),
+        ] {
+            let e = update(d.path(), &write, &remove).unwrap_err();
+            assert!(matches!(e, OutputError::Unmanaged { .. }), "{e}");
+            assert_eq!(
+                fs::read_to_string(d.path().join("a.container")).unwrap(),
+                marked("a2")
             );
         }
     }

@@ -174,12 +174,17 @@ fn finish(mut text: String) -> String {
 
 /// The installed Podman's version, from `podman --version`.
 pub fn detect_podman_version() -> Result<PodmanVersion, QuadletError> {
-    let program = "podman";
-    let out = Command::new(program)
+    detect_podman_version_of(Path::new("podman"))
+}
+
+/// The version `program --version` reports (a Podman binary).
+pub fn detect_podman_version_of(program: &Path) -> Result<PodmanVersion, QuadletError> {
+    let program = program.display().to_string();
+    let out = Command::new(&program)
         .arg("--version")
         .output()
         .map_err(|source| QuadletError::Spawn {
-            program: program.into(),
+            program: program.clone().into(),
             source,
         })?;
     if !out.status.success() {

@@ -2,6 +2,13 @@
 //! for, their transitions as structured journal entries, and `health.json`
 //! (what `status` shows). It decides; the daemon loop carries out the
 //! restarts and rollbacks it returns, since it owns systemd and the history.
+//!
+//! Its cost per probe result is O(1) in the number of services unless
+//! something changed: `health.json` is rewritten at once on a transition
+//! (or a restart), and a result that changes nothing but the unit's last
+//! check is written at most [`PERSIST_DEBOUNCE`] later, together with every
+//! other such result (see [`Supervisor::next_due`]). The generation's
+//! verdict is handed out only when it changes ([`Supervisor::verdict_change`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +21,10 @@ use crate::health::{
     probe_container, Action, HealthMachine, HealthState, Policy, ProbeResult, StartKind, Transition,
 };
 use crate::spec::{units, HealthCheck, SpecSet};
+
+/// How long a probe result that changed no state may wait before
+/// `health.json` shows it (its last check time and result).
+pub const PERSIST_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the daemon must do for the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +68,10 @@ pub struct Supervisor {
     next_epoch: u64,
     /// A transition was logged since [`Supervisor::take_health_changed`].
     health_changed: bool,
+    /// When `health.json` must be rewritten for results not yet in it.
+    flush_at: Option<Instant>,
+    /// The verdict last handed out by [`Supervisor::verdict_change`].
+    reported: Option<bool>,
 }
 
 fn state_name(s: HealthState) -> String {
@@ -114,6 +129,8 @@ impl Supervisor {
             generation: None,
             next_epoch: 1,
             health_changed: false,
+            flush_at: None,
+            reported: None,
         }
     }
 
@@ -129,6 +146,8 @@ impl Supervisor {
     ) {
         if generation.is_some() {
             self.generation = generation;
+            // A new generation has no verdict yet.
+            self.reported = None;
         }
         self.unchecked = set
             .containers
@@ -173,13 +192,29 @@ impl Supervisor {
         self.persist();
     }
 
-    /// The earliest moment a machine wants to be ticked.
+    /// The earliest moment a machine wants to be ticked, or `health.json`
+    /// to be brought up to date.
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
-        self.units.values().map(|w| w.machine.next_due(now)).min()
+        let machines = self.units.values().map(|w| w.machine.next_due(now)).min();
+        match (machines, self.flush_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Ticks every due machine: starts probes, returns restarts/rollbacks.
+    /// Writes `health.json` now if results wait for it (at shutdown).
+    pub fn flush(&mut self) {
+        if self.flush_at.is_some() {
+            self.persist();
+        }
+    }
+
+    /// Ticks every due machine: starts probes, returns restarts/rollbacks;
+    /// writes `health.json` when results have waited long enough.
     pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        if self.flush_at.is_some_and(|t| t <= now) {
+            self.persist();
+        }
         let due: Vec<String> = self
             .units
             .iter()
@@ -187,14 +222,19 @@ impl Supervisor {
             .map(|(n, _)| n.clone())
             .collect();
         let mut cmds = Vec::new();
+        let mut changed = false;
         for name in due {
             let Some(w) = self.units.get_mut(&name) else {
                 continue;
             };
             let out = w.machine.tick(now);
             let transitions = out.transitions.clone();
+            changed |= !transitions.is_empty();
             cmds.extend(self.act(&name, out.actions));
             self.log(&name, &transitions);
+        }
+        if changed {
+            self.persist();
         }
         cmds
     }
@@ -256,8 +296,24 @@ impl Supervisor {
         let transitions = out.transitions.clone();
         let cmds = self.act(name, out.actions);
         self.log(name, &transitions);
-        self.persist();
+        if !transitions.is_empty() || !cmds.is_empty() {
+            self.persist();
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(now + PERSIST_DEBOUNCE);
+        }
         cmds
+    }
+
+    /// The generation's verdict (see [`verdict`](Self::verdict)) when it
+    /// differs from the one this last returned since the generation began:
+    /// what the history must be told, and only then.
+    pub fn verdict_change(&mut self) -> Option<bool> {
+        let v = self.verdict()?;
+        if self.reported == Some(v) {
+            return None;
+        }
+        self.reported = Some(v);
+        Some(v)
     }
 
     /// A unit was restarted by the agent (after a `Restart` command) or was
@@ -374,7 +430,8 @@ impl Supervisor {
         }
     }
 
-    fn persist(&self) {
+    fn persist(&mut self) {
+        self.flush_at = None;
         let rows: BTreeMap<String, UnitHealth> = self
             .units
             .values()
@@ -447,6 +504,86 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("refused"));
+    }
+
+    /// A healthy unit's passing probes change nothing: `health.json` is
+    /// not rewritten for each, but within [`PERSIST_DEBOUNCE`] (the
+    /// daemon ticks at `next_due`), and the verdict is handed out once.
+    #[test]
+    fn results_that_change_nothing_are_written_late_and_once() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Supervisor::new(d.path());
+        let spec = set("[container.a]\nimage = \"x\"\n[container.a.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"1h\"\nretries = 2\non_failure = \"none\"\n");
+        let t0 = Instant::now();
+        s.update(&spec, &BTreeSet::from(["a.service".into()]), Some(1), t0);
+        let epoch = s.units["a"].epoch;
+        let result = |ok: bool, detail: &str| ProbeResult {
+            ok,
+            detail: detail.into(),
+            elapsed: Duration::ZERO,
+        };
+        let t1 = t0 + Duration::from_secs(3600);
+        s.tick(t1); // asks for a probe; its result is fed by hand
+        s.on_result("a", epoch, result(true, "first"), t1);
+        assert_eq!(
+            load(d.path())["a.service"].state,
+            "healthy",
+            "a transition: at once"
+        );
+        assert_eq!(s.verdict_change(), Some(true));
+        assert_eq!(
+            s.verdict_change(),
+            None,
+            "the same verdict is not handed out again"
+        );
+
+        let t2 = t1 + Duration::from_secs(3600);
+        s.tick(t2);
+        s.on_result("a", epoch, result(true, "second"), t2);
+        let written = load(d.path())["a.service"].clone();
+        assert_eq!(
+            written.last_result.as_deref(),
+            Some("first"),
+            "not rewritten"
+        );
+        assert_eq!(s.verdict_change(), None);
+        let due = s.next_due(t2).unwrap();
+        assert!(
+            due <= t2 + PERSIST_DEBOUNCE,
+            "the flush is due soon: {due:?}"
+        );
+        s.tick(due);
+        assert_eq!(
+            load(d.path())["a.service"].last_result.as_deref(),
+            Some("second")
+        );
+
+        // A failure is a transition (healthy -> unhealthy): written at once;
+        // the verdict is unchanged until the machine fails.
+        let t3 = t2 + Duration::from_secs(3600);
+        s.tick(t3);
+        s.on_result("a", epoch, result(false, "third"), t3);
+        assert_eq!(load(d.path())["a.service"].state, "unhealthy (1 failed)");
+        assert_eq!(s.verdict_change(), None);
+        // A new generation's verdict is handed out again.
+        s.update(&spec, &BTreeSet::new(), Some(2), t3);
+        let t4 = t3 + Duration::from_secs(3600);
+        s.tick(t4);
+        s.on_result("a", epoch, result(true, "fourth"), t4);
+        assert_eq!(s.verdict_change(), Some(true));
+        let t5 = t4 + Duration::from_secs(3600);
+        s.tick(t5);
+        s.on_result("a", epoch, result(true, "fifth"), t5);
+        s.flush();
+        assert_eq!(
+            load(d.path())["a.service"].last_result.as_deref(),
+            Some("fifth")
+        );
     }
 
     #[test]

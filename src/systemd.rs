@@ -39,6 +39,82 @@ pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// Units whose state is read at once (see `run_jobs`).
 const STATUS_CONCURRENCY: usize = 4;
 
+mod pipeline;
+use pipeline::{Pipeline, JOB_WINDOW};
+
+/// The outcomes of one `run_jobs`, filled in from the calls' replies (the
+/// job's path) and `JobRemoved` (its result), whichever comes first.
+struct Tracker {
+    outcomes: Vec<JobOutcome>,
+    /// Job path -> the indexes waiting for it (a unit listed twice may get
+    /// the same, merged, job).
+    pending: HashMap<OwnedObjectPath, Vec<usize>>,
+    /// Results that arrived before we knew their job's path.
+    early: HashMap<OwnedObjectPath, String>,
+}
+
+impl Tracker {
+    /// The reply to job `i`'s call: its job queued, or why not. Err only
+    /// when the manager is gone.
+    fn on_reply(&mut self, i: usize, m: zbus::Message) -> Result<(), SystemdError> {
+        let queued = match m.message_type() {
+            zbus::message::Type::MethodReturn => m.body().deserialize::<OwnedObjectPath>(),
+            _ => Err(zbus::Error::from(m)),
+        };
+        let o = &mut self.outcomes[i];
+        match queued {
+            Ok(job) => match self.early.remove(&job) {
+                Some(r) => o.result = JobResult::parse(&r),
+                None => self.pending.entry(job).or_default().push(i),
+            },
+            Err(zbus::Error::MethodError(name, _, _))
+                if o.kind == JobKind::Stop
+                    && name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+            {
+                // Stopping a unit that is not there: already done.
+                o.result = JobResult::Done;
+            }
+            Err(e) if is_gone(&e) => {
+                return Err(SystemdError::Call {
+                    what: format!("queueing {} of {}", o.kind, o.unit),
+                    source: Box::new(e),
+                })
+            }
+            Err(e) => {
+                o.result = JobResult::NotQueued;
+                o.error = Some(e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// `JobRemoved` for `job`; kept for later when `early` (its call's reply
+    /// may still come).
+    fn on_removed(&mut self, job: &OwnedObjectPath, result: &str, early: bool) {
+        match self.pending.remove(job) {
+            Some(waiting) => {
+                for w in waiting {
+                    self.outcomes[w].result = JobResult::parse(result);
+                }
+            }
+            None if early => {
+                self.early.insert(job.clone(), result.to_string());
+            }
+            None => {}
+        }
+    }
+}
+
+/// The serial of the call `m` answers, if it is a reply.
+fn reply_to(m: &zbus::Message) -> Option<u32> {
+    match m.message_type() {
+        zbus::message::Type::MethodReturn | zbus::message::Type::Error => {
+            m.header().reply_serial().map(|s| s.get())
+        }
+        _ => None,
+    }
+}
+
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
@@ -597,17 +673,37 @@ impl Systemd {
         .await
     }
 
-    async fn enqueue(&self, kind: JobKind, unit: &str) -> zbus::Result<OwnedObjectPath> {
-        match kind {
-            JobKind::Start => self.manager.start_unit(unit, "replace").await,
-            JobKind::Restart => self.manager.restart_unit(unit, "replace").await,
-            JobKind::Stop => self.manager.stop_unit(unit, "replace").await,
-            JobKind::TryRestart => self.manager.try_restart_unit(unit, "replace").await,
-        }
+    /// Sends the call queueing `job`; returns its serial (the reply's key).
+    async fn send_job(&self, (kind, unit): &(JobKind, String)) -> Result<u32, SystemdError> {
+        let err = |e| SystemdError::Call {
+            what: format!("queueing {kind} of {unit}"),
+            source: Box::new(e),
+        };
+        let msg = self.job_call(*kind, unit).map_err(err)?;
+        self.conn.send(&msg).await.map_err(err)?;
+        Ok(msg.primary_header().serial_num().get())
     }
 
-    /// Queues the jobs in the order given (mode "replace") and waits for each
-    /// one's `JobRemoved`, at most `timeout` in all. The outcomes come in the
+    /// The manager's method call queueing `kind` of `unit` (mode "replace").
+    fn job_call(&self, kind: JobKind, unit: &str) -> zbus::Result<zbus::Message> {
+        let method = match kind {
+            JobKind::Start => "StartUnit",
+            JobKind::Restart => "RestartUnit",
+            JobKind::Stop => "StopUnit",
+            JobKind::TryRestart => "TryRestartUnit",
+        };
+        let mut b = zbus::Message::method_call("/org/freedesktop/systemd1", method)?
+            .destination(SERVICE)?
+            .interface("org.freedesktop.systemd1.Manager")?;
+        if let Some(me) = self.conn.unique_name() {
+            b = b.sender(me.clone())?;
+        }
+        b.build(&(unit, "replace"))
+    }
+
+    /// Queues the jobs in the order given (mode "replace"; the calls go out
+    /// in that order without awaiting each reply, see [`pipeline`]) and
+    /// waits for each one's `JobRemoved`, at most `timeout` in all. The outcomes come in the
     /// order of `jobs`, each with the unit's state once its job ended.
     ///
     /// `JobRemoved` is subscribed to before the first job is queued, and
@@ -634,96 +730,68 @@ impl Systemd {
                 what: "subscribing to JobRemoved".into(),
                 source: Box::new(e),
             })?;
-        let mut outcomes: Vec<JobOutcome> = jobs
-            .iter()
-            .map(|(kind, unit)| JobOutcome {
-                kind: *kind,
-                unit: unit.clone(),
-                result: JobResult::NoAnswer,
-                error: None,
-                status: None,
-            })
-            .collect();
-        // Job path -> the indexes waiting for it (a unit listed twice may get
-        // the same, merged, job).
-        let mut pending: HashMap<OwnedObjectPath, Vec<usize>> = HashMap::new();
-        // Results that arrived before we knew their job's path.
-        let mut early: HashMap<OwnedObjectPath, String> = HashMap::new();
+        let mut t = Tracker {
+            outcomes: jobs
+                .iter()
+                .map(|(kind, unit)| JobOutcome {
+                    kind: *kind,
+                    unit: unit.clone(),
+                    result: JobResult::NoAnswer,
+                    error: None,
+                    status: None,
+                })
+                .collect(),
+            pending: HashMap::new(),
+            early: HashMap::new(),
+        };
+        // Calls go out in job order without awaiting each reply (see
+        // [`pipeline`]); replies are read from the connection's stream,
+        // opened before the first call.
+        let mut replies = zbus::MessageStream::from(&self.conn);
+        let mut pipe = Pipeline::new(jobs.len(), JOB_WINDOW);
         let mut timed_out = false;
-
-        'queue: for (i, (kind, unit)) in jobs.iter().enumerate() {
-            let queued = self.enqueue(*kind, unit);
-            tokio::pin!(queued);
-            let queued = loop {
-                tokio::select! {
-                    biased;
-                    r = &mut queued => break r,
-                    s = removed.next() => {
-                        let s = s.ok_or(SystemdError::Disconnected)?;
-                        if let Ok(a) = s.args() {
-                            match pending.remove(&a.job) {
-                                Some(waiting) => {
-                                    for w in waiting {
-                                        outcomes[w].result = JobResult::parse(&a.result);
-                                    }
-                                }
-                                None => {
-                                    early.insert(a.job.clone(), a.result.clone());
-                                }
-                            }
-                        }
-                    }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        // This call may or may not have queued its job (it
-                        // stays NoAnswer); the later ones were never sent.
-                        timed_out = true;
-                        for o in &mut outcomes[i + 1..] {
-                            o.result = JobResult::NotQueued;
-                            o.error = Some(format!("no time left of {timeout:?} to queue it"));
-                        }
-                        break 'queue;
+        while !pipe.done() {
+            while let Some(i) = pipe.next_to_send() {
+                pipe.sent(self.send_job(&jobs[i]).await?);
+            }
+            tokio::select! {
+                biased;
+                m = replies.next() => {
+                    let Some(Ok(m)) = m else { return Err(SystemdError::Disconnected) };
+                    if let Some(i) = reply_to(&m).and_then(|s| pipe.replied(s)) {
+                        t.on_reply(i, m)?;
                     }
                 }
-            };
-            match queued {
-                Ok(job) => match early.remove(&job) {
-                    Some(r) => outcomes[i].result = JobResult::parse(&r),
-                    None => pending.entry(job).or_default().push(i),
-                },
-                Err(zbus::Error::MethodError(name, _, _))
-                    if *kind == JobKind::Stop
-                        && name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-                {
-                    // Stopping a unit that is not there: already done.
-                    outcomes[i].result = JobResult::Done;
+                s = removed.next() => {
+                    let s = s.ok_or(SystemdError::Disconnected)?;
+                    if let Ok(a) = s.args() {
+                        t.on_removed(&a.job, &a.result, true);
+                    }
                 }
-                Err(e) if is_gone(&e) => {
-                    return Err(SystemdError::Call {
-                        what: format!("queueing {kind} of {unit}"),
-                        source: Box::new(e),
-                    })
-                }
-                Err(e) => {
-                    outcomes[i].result = JobResult::NotQueued;
-                    outcomes[i].error = Some(e.to_string());
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Calls in flight may or may not have queued their job
+                    // (they stay NoAnswer); the later ones were never sent.
+                    timed_out = true;
+                    for o in &mut t.outcomes[pipe.unsent()] {
+                        o.result = JobResult::NotQueued;
+                        o.error = Some(format!("no time left of {timeout:?} to queue it"));
+                    }
+                    break;
                 }
             }
         }
-        drop(early);
+        drop(replies);
 
-        while !pending.is_empty() && !timed_out {
+        while !t.pending.is_empty() && !timed_out {
             let signal = match tokio::time::timeout_at(deadline, removed.next()).await {
                 Ok(Some(s)) => s,
                 Ok(None) => return Err(SystemdError::Disconnected),
                 Err(_) => break,
             };
             let Ok(args) = signal.args() else { continue };
-            if let Some(waiting) = pending.remove(&args.job) {
-                for i in waiting {
-                    outcomes[i].result = JobResult::parse(&args.result);
-                }
-            }
+            t.on_removed(&args.job, &args.result, false);
         }
+        let mut outcomes = t.outcomes;
         drop(removed);
         for o in outcomes.iter_mut() {
             if o.result == JobResult::NoAnswer {
@@ -1061,6 +1129,89 @@ impl Drop for UnitWatch {
 
 #[cfg(test)]
 mod tests {
+    /// Replies and `JobRemoved` signals in either order: each job gets its
+    /// own result; a stop of a unit that is not there is done.
+    #[test]
+    fn replies_and_job_results_meet_in_either_order() {
+        use super::*;
+        let call = |unit: &str| {
+            zbus::Message::method_call("/org/freedesktop/systemd1", "StartUnit")
+                .unwrap()
+                .build(&(unit, "replace"))
+                .unwrap()
+        };
+        let job = |n: u32| {
+            OwnedObjectPath::try_from(format!("/org/freedesktop/systemd1/job/{n}")).unwrap()
+        };
+        let ok = |c: &zbus::Message, n: u32| {
+            zbus::Message::method_return(&c.header())
+                .unwrap()
+                .build(&job(n))
+                .unwrap()
+        };
+        let outcome = |kind, unit: &str| JobOutcome {
+            kind,
+            unit: unit.into(),
+            result: JobResult::NoAnswer,
+            error: None,
+            status: None,
+        };
+        let mut t = Tracker {
+            outcomes: vec![
+                outcome(JobKind::Stop, "gone.service"),
+                outcome(JobKind::Start, "a.service"),
+                outcome(JobKind::Start, "b.service"),
+                outcome(JobKind::Restart, "c.service"),
+            ],
+            pending: HashMap::new(),
+            early: HashMap::new(),
+        };
+        let calls: Vec<zbus::Message> = ["gone", "a", "b", "c"].into_iter().map(call).collect();
+        let serial = |m: &zbus::Message| m.primary_header().serial_num().get();
+        // a's job ends before its call's reply is read.
+        t.on_removed(&job(1), "done", true);
+        let r = ok(&calls[1], 1);
+        assert_eq!(reply_to(&r), Some(serial(&calls[1])));
+        t.on_reply(1, r).unwrap();
+        // b: reply, then its result.
+        t.on_reply(2, ok(&calls[2], 2)).unwrap();
+        t.on_removed(&job(2), "failed", true);
+        // The stop of a unit that is not there.
+        let none = zbus::Message::error(&calls[0].header(), "org.freedesktop.systemd1.NoSuchUnit")
+            .unwrap()
+            .build(&("Unit gone.service not loaded.",))
+            .unwrap();
+        t.on_reply(0, none).unwrap();
+        // c refused.
+        let refused = zbus::Message::error(
+            &calls[3].header(),
+            "org.freedesktop.DBus.Error.AccessDenied",
+        )
+        .unwrap()
+        .build(&("no",))
+        .unwrap();
+        t.on_reply(3, refused).unwrap();
+        let results: Vec<&JobResult> = t.outcomes.iter().map(|o| &o.result).collect();
+        assert_eq!(
+            results,
+            [
+                &JobResult::Done,
+                &JobResult::Done,
+                &JobResult::Failed,
+                &JobResult::NotQueued
+            ]
+        );
+        assert!(t.outcomes[3].error.as_deref().unwrap().contains("no"));
+        assert!(t.pending.is_empty() && t.early.is_empty());
+        assert_eq!(reply_to(&calls[0]), None, "a call is no reply");
+        // The manager gone: the apply stops.
+        let gone = zbus::Message::error(&calls[1].header(), "org.freedesktop.DBus.Error.NoReply")
+            .unwrap()
+            .build(&("timeout",))
+            .unwrap();
+        assert!(t.on_reply(1, gone).is_err());
+    }
+
     use super::*;
 
     fn failed(status: UnitStatus) -> JobOutcome {

@@ -139,9 +139,16 @@ fn crash_then_converge(i: usize, failpoint: &str) {
         .max_by_key(|g| g["generation"].as_u64())
         .unwrap();
     let n = newest["generation"].as_u64().unwrap();
-    let rendered = ws
-        .state
-        .join(format!("generations/{n:06}/rendered/{a}.container"));
+    // The generation names its rendered files' objects (by SHA-256).
+    let gens_dir = ws.state.join("generations");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(gens_dir.join(format!("{n:06}/meta.json"))).unwrap(),
+    )
+    .unwrap();
+    let object = record["objects"]["rendered"][format!("{a}.container")]
+        .as_str()
+        .unwrap_or_else(|| panic!("{failpoint}: generation {n} names no {a}.container"));
+    let rendered = gens_dir.join("objects").join(object);
     assert!(
         std::fs::read_to_string(&rendered)
             .unwrap()

@@ -400,9 +400,12 @@ fn files(r: &mut Roff) {
     file(
         r,
         "~/.local/state/deploy-agent/",
-        "State of a user agent (`state_dir`): `generations/` (per applied generation the \
-         specs as read, the rendered files and a record of what happened), `health.json`, \
-         `inputs.json` (hashes of env files, read-only mounts and secret sources).",
+        "State of a user agent (`state_dir`): `generations/` (per applied generation a \
+         record of what happened naming the specs as read and the rendered files, each \
+         distinct file stored once in `generations/objects/`), `health.json`, \
+         `inputs.json` (hashes of env files, read-only mounts and secret sources), \
+         `podman-version.json` (the installed Podman's version, kept until the `podman` \
+         binary changes).",
     );
     file(
         r,

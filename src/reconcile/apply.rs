@@ -1,8 +1,10 @@
 //! Apply: carry out a plan against the output directory and systemd.
 //!
 //! Order: refuse what Quadlet rejects; record the intent (`pending.json`);
-//! stop removed units; write files atomically; one daemon-reload; start and
-//! restart in dependency order, waiting for each job. If the process dies
+//! stop removed units; write the files (atomically, one directory fsync);
+//! one daemon-reload; start and restart in dependency order (the calls go
+//! out in that order without awaiting each reply), waiting for each job's
+//! result. If the process dies
 //! anywhere in between, the next apply finds `pending.json` and finishes the
 //! job: it reloads and acts on the recorded units even though their files
 //! already match, and restarts nothing else.
@@ -185,14 +187,7 @@ pub fn check_with_quadlet(
         tracing::debug!("no Quadlet generator installed; skipping the dry run");
         return Ok(());
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("deploy-agent-check")
-        .tempdir()
-        .map_err(|source| ApplyError::State {
-            path: std::env::temp_dir(),
-            op: "cannot create a scratch directory",
-            source,
-        })?;
+    let scratch = scratch_dir()?;
     for (name, text) in desired {
         let p = scratch.path().join(name);
         std::fs::write(&p, text).map_err(|source| ApplyError::State {
@@ -208,6 +203,37 @@ pub fn check_with_quadlet(
         }
         Err(e) => Err(ApplyError::QuadletRejected(e.to_string())),
     }
+}
+
+/// A scratch directory for the dry run, in memory where there is one
+/// (`$XDG_RUNTIME_DIR`, `/dev/shm`): creating a thousand small files on a
+/// disk file system costs more than the generator's run over them.
+fn scratch_dir() -> Result<tempfile::TempDir, ApplyError> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let places = runtime
+        .into_iter()
+        .chain([PathBuf::from("/dev/shm"), std::env::temp_dir()]);
+    let mut last = None;
+    for dir in places.filter(|d| d.is_dir()) {
+        match tempfile::Builder::new()
+            .prefix("deploy-agent-check")
+            .tempdir_in(&dir)
+        {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some((dir, e)),
+        }
+    }
+    let (path, source) = last.unwrap_or_else(|| {
+        (
+            std::env::temp_dir(),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    });
+    Err(ApplyError::State {
+        path,
+        op: "cannot create a scratch directory",
+        source,
+    })
 }
 
 /// Carries out `plan`. Returns a report even when units fail; errors are
@@ -230,7 +256,7 @@ pub async fn execute(
         return Ok(report);
     }
     if plan.files_changed() {
-        check_with_quadlet(desired, target.user)?;
+        check_with_quadlet(&super::affected::to_check(plan, desired), target.user)?;
     }
 
     let pending = Pending {
@@ -269,17 +295,14 @@ pub async fn execute(
     if leftovers > 0 {
         tracing::info!("removed {leftovers} temp file(s) of an interrupted write");
     }
-    for f in plan.add.iter().chain(&plan.change) {
-        output::write_atomic(
-            target.output_dir,
-            &f.name,
-            f.new.as_deref().unwrap_or_default(),
-        )?;
-        crate::failpoint!("after-write");
-    }
-    for f in &plan.remove {
-        output::remove_managed(target.output_dir, &f.name)?;
-    }
+    let write: Vec<(&str, &str)> = plan
+        .add
+        .iter()
+        .chain(&plan.change)
+        .map(|f| (f.name.as_str(), f.new.as_deref().unwrap_or_default()))
+        .collect();
+    let remove: Vec<&str> = plan.remove.iter().map(|f| f.name.as_str()).collect();
+    output::update(target.output_dir, &write, &remove)?;
     crate::failpoint!("before-reload");
     if plan.reload {
         sd.reload().await?;

@@ -1,6 +1,7 @@
 //! Reconcile: turn a validated spec set into files and unit actions (plan),
 //! and carry them out against systemd (apply), crash-safely.
 
+pub mod affected;
 pub mod apply;
 pub mod plan;
 

@@ -4,6 +4,7 @@
 //! of a spec directory are read in lexical order, every error names the file,
 //! line, column and key, and all errors are collected before giving up.
 
+mod cache;
 mod diag;
 pub mod keys;
 pub mod locate;
@@ -18,6 +19,7 @@ pub mod values;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use cache::SpecCache;
 pub use diag::{did_you_mean, line_col, Loc, SpecError, SpecErrors};
 pub use model::*;
 pub use trust::Trust;
@@ -38,6 +40,24 @@ pub fn load_dir_trusting(dir: &Path, trust: &Trust) -> Result<SpecSet, SpecError
     let mut errors = Vec::new();
     let files = read_dir(dir, trust, &mut errors);
     let set = build(files, &mut errors);
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// [`load_dir_trusting`], parsing again only the files whose text changed
+/// since the last load through `cache` (the result is the same).
+pub fn load_dir_cached(
+    dir: &Path,
+    trust: &Trust,
+    cache: &mut SpecCache,
+) -> Result<SpecSet, SpecErrors> {
+    let mut errors = Vec::new();
+    let files = read_dir(dir, trust, &mut errors);
+    let parsed = cache.parse(&files);
+    let set = validate::merge(parsed, files, &mut errors);
     if errors.is_empty() {
         Ok(set)
     } else {

@@ -58,7 +58,7 @@ pub(crate) struct Ref {
 }
 
 /// Entries of one file, with the places the cross-file checks need.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ParsedFile {
     pub containers: Vec<(Container, Loc, Vec<Ref>)>,
     pub networks: Vec<(Network, Loc)>,

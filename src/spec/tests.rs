@@ -643,3 +643,57 @@ mod files {
         assert!(e.contains("cannot read the specs directory"), "{e}");
     }
 }
+
+/// A cached load parses only what changed and gives exactly what an
+/// uncached load gives, cross-file errors included.
+#[test]
+fn a_cached_load_parses_only_changed_files_and_equals_an_uncached_one() {
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(d.path().join(name), text).unwrap();
+    write("10-net.toml", "[network.backend]\n");
+    write(
+        "20-db.toml",
+        "[container.db]\nimage = \"localhost/db\"\nnetworks = [\"backend\"]\n",
+    );
+    write(
+        "30-web.toml",
+        "[container.web]\nimage = \"localhost/web\"\nrequires = [\"db\"]\n",
+    );
+    let trust = Trust::this_process();
+    let mut cache = SpecCache::default();
+    let check = |cache: &mut SpecCache, parsed: usize| {
+        let cached = load_dir_cached(d.path(), &trust, cache);
+        assert_eq!(cache.parsed_last(), parsed);
+        let plain = load_dir(d.path());
+        match (cached, plain) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("cached {a:?} vs uncached {b:?}"),
+        }
+    };
+    check(&mut cache, 3);
+    check(&mut cache, 0);
+    // Same size, same modification time: still seen.
+    let web = d.path().join("30-web.toml");
+    let mtime = std::fs::metadata(&web).unwrap().modified().unwrap();
+    write(
+        "30-web.toml",
+        "[container.web]\nimage = \"localhost/wob\"\nrequires = [\"db\"]\n",
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&web)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    check(&mut cache, 1);
+    // A cross-file error made by an unchanged file's new neighbour.
+    write("40-dup.toml", "[container.db]\nimage = \"localhost/x\"\n");
+    check(&mut cache, 1);
+    // A reference an unchanged file makes, broken by removing its target.
+    std::fs::remove_file(d.path().join("40-dup.toml")).unwrap();
+    std::fs::remove_file(d.path().join("10-net.toml")).unwrap();
+    check(&mut cache, 0);
+    write("10-net.toml", "[network.backend]\n");
+    check(&mut cache, 1);
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 15 (cost proportional to the change) that need no
+# systemd: run on any host with Podman's Quadlet generator, as any user,
+# without the test environment. Each figure comes with its baseline measured
+# in the same run. Writes target/bench/host.env (raw) and target/bench/HOST.md
+# (the tables for benches/RESULTS.md, section 5).
+#
+#   bash benches/host.sh                      # 10, 100 and 1,000 services
+#   BENCH_SIZES="10 100" bash benches/host.sh
+#
+# Measured (benches/pipeline.rs `lib`, in process, and `exec`, whole commands):
+# * per-probe bookkeeping of the daemon (Supervisor::on_result + the history
+#   only when the verdict changes) and the debounced health.json rewrite;
+# * history: files and bytes one generation adds when one service changed,
+#   against the full copy the layout before wrote (written the same way);
+# * one changed service among N: the agent's own work in an apply (all but
+#   systemd's), against the same steps done the way before;
+# * `deploy-agent plan` with nothing to change and with every file new,
+#   against `quadlet -dryrun` on the same files.
+# The daemon's idle CPU and the first apply against `systemctl start` need a
+# real user manager: benches/scenarios.sh idle|many (see benches/run.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${CARGO_TARGET_DIR:-target}/bench
+mkdir -p "$OUT"
+RES=$OUT/host.env
+: >"$RES"
+say() { printf '[host.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
+put() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
+results() {
+    local line
+    while IFS= read -r line; do
+        printf '%s\n' "$line" >&2
+        case $line in
+        RESULT*) printf '%s\n' "$line" | awk -F'\t' '{
+            printf "%s.median=%s\n%s.min=%s\n%s.max=%s\n%s.runs=%s\n", $2, $3, $2, $4, $2, $5, $2, $6 }' >>"$RES" ;;
+        VALUE*) printf '%s\n' "$line" | awk -F'\t' '{ printf "%s=%s\n", $2, $3 }' >>"$RES" ;;
+        esac
+    done
+}
+
+say "building (release): deploy-agent and the bench binary"
+pipe=$(cargo build --release --locked --bin deploy-agent --bench pipeline \
+    --message-format=json-render-diagnostics |
+    grep -o '"executable":"[^"]*pipeline-[^"]*"' | sed 's/.*:"//; s/"$//' | tail -1)
+BIN=${CARGO_TARGET_DIR:-target}/release/deploy-agent
+[ -x "$pipe" ] && [ -x "$BIN" ] || { echo "build failed" >&2; exit 1; }
+Q=
+for p in "${QUADLET:-}" /usr/libexec/podman/quadlet /usr/lib/podman/quadlet; do
+    [ -n "$p" ] && [ -x "$p" ] && { Q=$p; break; }
+done
+[ -n "$Q" ] || { echo "Podman's Quadlet generator is not installed" >&2; exit 1; }
+# The agent renders for the system manager as root, for the user's otherwise;
+# the generator is run the same way. No bus: plan says so and goes on.
+USER_FLAG=(-user)
+[ "$(id -u)" = 0 ] && USER_FLAG=()
+export DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent
+
+put machine "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+put load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+put commit "$(git rev-parse --short HEAD)"
+put podman "$(podman --version 2>/dev/null || echo none)"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-agent-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+started=$(date +%s)
+for n in ${BENCH_SIZES:-10 100 1000}; do
+    say "$n services"
+    d=$WORK/pipe$n
+    mkdir -p "$d/state" "$d/empty"
+    printf '[host]\nmemory = "1T"\ncpus = 1000\n' >"$d/agent.toml"
+    "$pipe" gen "$n" "$d/specs"
+    "$pipe" lib "$d/specs" "$d/empty" "$d/same" "$d/agent.toml" | results
+    C=(--config "$d/agent.toml" --specs "$d/specs" --state-dir "$d/state")
+    # Alternating, so both see the same load.
+    for round in 1 2; do
+        QUADLET_UNIT_DIRS="$d/same" "$pipe" exec "quadlet.$n.r$round" -- "$Q" -dryrun "${USER_FLAG[@]}" | results
+        "$pipe" exec "cli.plan_same.$n.r$round" -- "$BIN" plan "${C[@]}" --output-dir "$d/same" | results
+        "$pipe" exec "cli.plan_new.$n.r$round" -- "$BIN" plan "${C[@]}" --output-dir "$d/empty" | results
+    done
+    rm -rf "$d"
+done
+put load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+put sizes "${BENCH_SIZES:-10 100 1000}"
+put seconds "$(($(date +%s) - started))"
+say "raw values: $RES"
+bash benches/host_report.sh "$RES" >"$OUT/HOST.md"
+say "tables: $OUT/HOST.md"
