@@ -118,7 +118,15 @@ while read -r _ dir type opts _; do
   mount -t "$type" -o "$opts" "$type" "$dir"
 done </run/fleet-cgroup-mounts
 rm /run/fleet-cgroup-mounts
+# A checkout under the machine's /tmp (a CI clone in mktemp -d) stays
+# reachable: its binaries' directory is bound to the same path.
+share=${4:-}
+if [ -n "$share" ]; then mkdir -p /run/fleet-host-tmp && mount --bind /tmp /run/fleet-host-tmp; fi
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+if [ -n "$share" ]; then
+  mkdir -p "$share" && mount --bind "/run/fleet-host-tmp/${share#/tmp/}" "$share"
+  umount /run/fleet-host-tmp
+fi
 if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=2755 tmpfs /var/log/journal; fi
 mount --bind "$state/linger" /var/lib/systemd/linger
 mount --bind "$state/home" "$home"
@@ -260,6 +268,7 @@ impl Host {
             .arg(state.path())
             .arg(name)
             .arg(&home)
+            .arg(tmp_share(bin))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("INNER", INNER)
@@ -571,5 +580,18 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         r => r,
+    }
+}
+
+/// `bin`'s directory, when it is under `/tmp` (hidden by each host's own
+/// `/tmp` otherwise); an empty argument when not.
+fn tmp_share(bin: &Path) -> String {
+    let dir = bin
+        .canonicalize()
+        .ok()
+        .and_then(|b| b.parent().map(Path::to_path_buf));
+    match dir {
+        Some(d) if d.starts_with("/tmp/") => d.display().to_string(),
+        _ => String::new(),
     }
 }
