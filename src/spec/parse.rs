@@ -1336,7 +1336,11 @@ fn check_tcp_addr(s: &str) -> Result<String, String> {
 /// Whether an escape-hatch table may set `key` in `section`: a known key
 /// (Quadlet's, by the newest Podman this agent knows; systemd's, by form),
 /// not one a typed key renders, not one Quadlet or the agent sets itself.
-fn raw_key_ok(table: Table, section: Section, key: &str) -> Result<(), (String, Option<String>)> {
+pub(crate) fn raw_key_ok(
+    table: Table,
+    section: Section,
+    key: &str,
+) -> Result<(), (String, Option<String>)> {
     use crate::render::{quadlet_keys, PodmanVersion};
     if key.is_empty()
         || !key.starts_with(|c: char| c.is_ascii_alphabetic())

@@ -1,0 +1,477 @@
+//! The Quadlet keys whose spec form is not the registry's generic reading
+//! (`Ty::Custom` keys and the agent's own names): references to other unit
+//! files (`Network=x.network`, `Volume=x.volume:/p`, `Pod=x.pod`), values
+//! the spec types differently (`Exec=` words, `HealthCmd=`, `CPUQuota=`),
+//! and keys the agent writes itself. One function per key, found through
+//! [`HANDLERS`]; each says in a comment on the spec what it approximates.
+
+use super::convert::{argv, duration, items, Ctx};
+use super::unit::{self, Entry};
+use crate::import::compose::emit::Value;
+use crate::spec::keys::Section;
+use crate::spec::values;
+
+type Handler = fn(&mut Ctx, &[&Entry]);
+
+use Section::{Container as C, Install as I, Network as N, Pod as P, Service as S, Unit as U};
+
+/// (section, Quadlet key, conversion). A section of `Container` also
+/// applies to `[Pod]` where the key is listed for `P`.
+const HANDLERS: &[(Section, &str, Handler)] = &[
+    (C, "Image", image),
+    (C, "Exec", exec),
+    (C, "Entrypoint", entrypoint),
+    (C, "PublishPort", ports),
+    (P, "PublishPort", ports),
+    (C, "Volume", volumes),
+    (P, "Volume", volumes),
+    (C, "Network", networks),
+    (P, "Network", networks),
+    (C, "Environment", env),
+    (C, "EnvironmentFile", env_files),
+    (C, "Secret", secrets),
+    (C, "Label", labels),
+    (N, "Label", labels),
+    (Section::Volume, "Label", labels),
+    (C, "User", user),
+    (C, "Group", group),
+    (C, "WorkingDir", |cx, e| string(cx, e, "workdir")),
+    (C, "ReadOnly", |cx, e| boolean(cx, e, "read_only")),
+    (C, "RunInit", |cx, e| boolean(cx, e, "init")),
+    (C, "Pull", |cx, e| string(cx, e, "pull")),
+    (C, "AutoUpdate", |cx, e| string(cx, e, "auto_update")),
+    (C, "Pod", pod),
+    (C, "StopTimeout", stop_timeout),
+    (C, "PidsLimit", pids),
+    (C, "HealthCmd", health_cmd),
+    (C, "HealthInterval", |cx, e| {
+        health_duration(cx, e, "interval")
+    }),
+    (C, "HealthTimeout", |cx, e| {
+        health_duration(cx, e, "timeout")
+    }),
+    (C, "HealthStartPeriod", |cx, e| {
+        health_duration(cx, e, "start_period")
+    }),
+    (C, "HealthRetries", health_retries),
+    (C, "ContainerName", own_name),
+    (P, "PodName", own_name),
+    (N, "NetworkName", own_name),
+    (Section::Volume, "VolumeName", own_name),
+    (N, "Subnet", |cx, e| single(cx, e, "subnet")),
+    (N, "Gateway", |cx, e| single(cx, e, "gateway")),
+    (N, "Internal", |cx, e| boolean(cx, e, "internal")),
+    (N, "IPv6", |cx, e| boolean(cx, e, "ipv6")),
+    (N, "Driver", |cx, e| string(cx, e, "driver")),
+    (Section::Volume, "Driver", |cx, e| string(cx, e, "driver")),
+    (S, "Restart", restart),
+    (S, "TimeoutStartSec", start_timeout),
+    (S, "MemoryMax", |cx, e| resource(cx, e, "memory")),
+    (S, "MemoryLow", |cx, e| {
+        resource(cx, e, "memory_reservation")
+    }),
+    (S, "CPUQuota", cpus),
+    (U, "Description", description),
+    (U, "Requires", |cx, e| deps(cx, e, "requires")),
+    (U, "After", |cx, e| deps(cx, e, "after")),
+    (U, "Wants", |cx, e| deps(cx, e, "wants")),
+    (I, "WantedBy", wanted_by),
+];
+
+/// Converts `key` if a handler owns it; false: the generic path decides.
+pub fn convert(cx: &mut Ctx, section: Section, key: &str, entries: &[&Entry]) -> bool {
+    let owner = match cx.kind {
+        "pod" if section == C => return false,
+        _ => section,
+    };
+    match HANDLERS.iter().find(|(s, k, _)| *s == owner && *k == key) {
+        Some((_, _, f)) => {
+            f(cx, entries);
+            true
+        }
+        None => false,
+    }
+}
+
+fn last<'e>(entries: &[&'e Entry]) -> &'e Entry {
+    entries.last().expect("a key has an entry")
+}
+
+fn string(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    let v = last(entries).value.clone();
+    cx.set(None, key, Value::Str(v), vec![]);
+}
+
+/// A key the spec has once where Quadlet allows several lines.
+fn single(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    if entries.len() > 1 {
+        return cx.problem(entries[1], format!("the spec's `{key}` takes one value"));
+    }
+    string(cx, entries, key)
+}
+
+fn boolean(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    let e = last(entries);
+    match unit::boolean(&e.value) {
+        Some(b) => cx.set(None, key, Value::Bool(b), vec![]),
+        None => cx.problem(e, format!("{:?} is not a boolean", e.value)),
+    }
+}
+
+fn image(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    if e.value.ends_with(".image") || e.value.ends_with(".build") {
+        return cx.problem(
+            e,
+            "an image built or pulled by a .image/.build unit is not carried over: name the image itself",
+        );
+    }
+    string(cx, entries, "image")
+}
+
+fn exec(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match unit::words(&e.value) {
+        Ok(w) if !w.is_empty() => cx.set(None, "command", Value::List(w), vec![]),
+        Ok(_) => cx.problem(e, "an empty Exec= is not carried over"),
+        Err(m) => cx.problem(e, m),
+    }
+}
+
+fn entrypoint(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    if e.value.starts_with('[') {
+        match argv(&e.value) {
+            Ok(a) => cx.set(None, "entrypoint", Value::List(a), vec![]),
+            Err(m) => cx.problem(e, m),
+        }
+        return;
+    }
+    let why = "Quadlet passes the string to --entrypoint, which Podman runs as one \
+               program; the spec writes it as a one-element JSON array (the same for Podman)";
+    cx.approx(None, "entrypoint", Value::List(vec![e.value.clone()]), why);
+}
+
+fn ports(cx: &mut Ctx, entries: &[&Entry]) {
+    let mut out = Vec::new();
+    for e in entries {
+        if let Err(m) = values::parse_port(&e.value) {
+            return cx.problem(e, m);
+        }
+        out.push(e.value.clone());
+    }
+    cx.set(None, "ports", Value::List(out), vec![]);
+}
+
+/// `x.volume:/p[:o]` -> `x:/p[:o]` (and the reference); host paths as they
+/// are; a named volume no unit declares becomes a declared `[volume.NAME]`.
+fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for e in entries {
+        let Some((src, rest)) = e.value.split_once(':') else {
+            return cx.problem(e, "an anonymous volume (no source) is not carried over");
+        };
+        let src = match src.strip_suffix(".volume") {
+            Some(stem) => cx.reference(&format!("{stem}.volume")),
+            None if src.starts_with('/') || src.starts_with('%') => src.to_string(),
+            None => {
+                cx.implied
+                    .push(("volume", src.to_string(), e.value.clone()));
+                notes.push(format!(
+                    "approximation: Podman creates volume {src:?} on first use; the spec declares it"
+                ));
+                src.to_string()
+            }
+        };
+        let v = format!("{src}:{rest}");
+        if let Err(m) = values::parse_mount(&v) {
+            return cx.problem(e, m);
+        }
+        out.push(v);
+    }
+    cx.set(None, "volumes", Value::List(out), notes);
+}
+
+/// Podman's network modes, which are not networks to declare.
+const MODES: &[&str] = &[
+    "host",
+    "none",
+    "private",
+    "pasta",
+    "slirp4netns",
+    "bridge",
+    "podman",
+];
+
+fn networks(cx: &mut Ctx, entries: &[&Entry]) {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for e in entries {
+        let v = e.value.as_str();
+        if v.contains(':') || v.ends_with(".container") {
+            return cx.problem(
+                e,
+                format!(
+                    "network {v:?} (options, or another container's network) is not carried over"
+                ),
+            );
+        }
+        let name = match v.strip_suffix(".network") {
+            Some(_) => cx.reference(v),
+            None if MODES.contains(&v) => v.to_string(),
+            None => {
+                cx.implied.push(("network", v.to_string(), v.to_string()));
+                notes.push(format!(
+                    "network {v:?} is not a .network unit: declared `external = true`"
+                ));
+                v.to_string()
+            }
+        };
+        out.push(name);
+    }
+    cx.set(None, "networks", Value::List(out), notes);
+}
+
+/// `NAME=VALUE` words -> a table (`Environment=`, `Label=`).
+fn pairs(cx: &mut Ctx, entries: &[&Entry], qkey: &str, key: &str) {
+    let its = match items(qkey, entries) {
+        Ok(i) => i,
+        Err((e, m)) => return cx.problem(e.unwrap_or(entries[0]), m),
+    };
+    let mut m: Vec<(String, String)> = Vec::new();
+    for (s, e) in its {
+        let Some((a, b)) = s.split_once('=') else {
+            return cx.problem(e, format!("{s:?} is not NAME=VALUE"));
+        };
+        m.retain(|(k, _)| k != a);
+        m.push((a.to_string(), b.to_string()));
+    }
+    cx.set(None, key, Value::Map(m), vec![]);
+}
+
+fn env(cx: &mut Ctx, entries: &[&Entry]) {
+    pairs(cx, entries, "Environment", "env")
+}
+
+fn labels(cx: &mut Ctx, entries: &[&Entry]) {
+    pairs(cx, entries, "Label", "labels")
+}
+
+fn env_files(cx: &mut Ctx, entries: &[&Entry]) {
+    match items("EnvironmentFile", entries) {
+        Ok(its) => {
+            let v = its.into_iter().map(|(s, _)| s).collect();
+            cx.set(None, "env_files", Value::List(v), vec![]);
+        }
+        Err((e, m)) => cx.problem(e.unwrap_or(entries[0]), m),
+    }
+}
+
+/// `NAME[,type=T][,target=X]` -> `{ name, type, target }`.
+fn secrets(cx: &mut Ctx, entries: &[&Entry]) {
+    let its = match items("Secret", entries) {
+        Ok(i) => i,
+        Err((e, m)) => return cx.problem(e.unwrap_or(entries[0]), m),
+    };
+    let mut out = Vec::new();
+    for (s, e) in its {
+        let mut parts = s.split(',');
+        let mut t = vec![("name".to_string(), parts.next().unwrap_or("").to_string())];
+        for p in parts {
+            match p.split_once('=') {
+                Some((k @ ("type" | "target"), v)) => t.push((k.to_string(), v.to_string())),
+                _ => return cx.problem(e, format!("secret option {p:?} is not carried over")),
+            }
+        }
+        out.push(t);
+    }
+    cx.set(None, "secrets", Value::Tables(out), vec![]);
+}
+
+fn user(cx: &mut Ctx, entries: &[&Entry]) {
+    string(cx, entries, "user")
+}
+
+/// `Group=` joins `User=` as `user = "U:G"`.
+fn group(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    let t = cx.table(None);
+    match t.rows.iter_mut().find(|r| r.key == "user") {
+        Some(r) => {
+            if let Value::Str(u) = &mut r.value {
+                *u = format!("{u}:{}", e.value);
+            }
+        }
+        None => cx.problem(e, "Group= without User= has no spec equivalent"),
+    }
+}
+
+fn pod(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e.value.strip_suffix(".pod") {
+        Some(_) => {
+            let name = cx.reference(&e.value.clone());
+            cx.set(None, "pod", Value::Str(name), vec![]);
+        }
+        None => cx.problem(e, "a pod that is not a .pod unit is not carried over"),
+    }
+}
+
+fn stop_timeout(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match duration(&e.value) {
+        Ok(d) => cx.set(None, "stop_timeout", Value::Str(d), vec![]),
+        Err(m) => cx.problem(e, m),
+    }
+}
+
+fn pids(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e.value.parse::<i64>() {
+        Ok(n) if n > 0 => cx.set(Some("resources"), "pids", Value::Int(n), vec![]),
+        _ => cx.problem(e, "only a positive PidsLimit= is carried over"),
+    }
+}
+
+fn health_cmd(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    let cmd = if e.value.starts_with('[') {
+        match argv(&e.value) {
+            Ok(a) => a,
+            Err(m) => return cx.problem(e, m),
+        }
+    } else {
+        vec!["CMD-SHELL".to_string(), e.value.clone()]
+    };
+    if cmd.first().is_some_and(|w| w.eq_ignore_ascii_case("none")) {
+        return cx.problem(
+            e,
+            "HealthCmd=none has no spec equivalent (leave `health` out)",
+        );
+    }
+    let why = "the agent renders Podman's health defaults (interval 30s, timeout 5s, \
+               3 retries) where the file left them to Podman";
+    cx.approx(Some("health"), "cmd", Value::List(cmd), why);
+    let note = "Quadlet's health check only marks the container; the agent does not act on it";
+    cx.set(
+        Some("health"),
+        "on_failure",
+        Value::Str("none".into()),
+        vec![note.into()],
+    );
+}
+
+fn health_duration(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    let e = last(entries);
+    match duration(&e.value) {
+        Ok(d) => cx.set(Some("health"), key, Value::Str(d), vec![]),
+        Err(m) => cx.problem(e, m),
+    }
+}
+
+fn health_retries(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e.value.parse::<i64>() {
+        Ok(n) => cx.set(Some("health"), "retries", Value::Int(n), vec![]),
+        Err(_) => cx.problem(e, "not an integer"),
+    }
+}
+
+/// `ContainerName=`, `NetworkName=`, ...: the agent names the object after
+/// the spec (the converter already picked the spec's name from it).
+fn own_name(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    if e.value != cx.name {
+        let text = format!(
+            "approximation: {}={} is not carried over: deploy-agent names it {:?}",
+            e.key, e.value, cx.name
+        );
+        cx.note(text);
+    }
+}
+
+fn restart(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e.value.as_str() {
+        v @ ("always" | "on-failure" | "no") => {
+            cx.set(None, "restart", Value::Str(v.into()), vec![])
+        }
+        v => cx.problem(
+            e,
+            format!("Restart={v} has no spec equivalent (always, on-failure, no)"),
+        ),
+    }
+}
+
+fn start_timeout(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match duration(&e.value) {
+        Ok(d) => cx.set(None, "start_timeout", Value::Str(d), vec![]),
+        Err(m) => cx.problem(e, m),
+    }
+}
+
+fn resource(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    let e = last(entries);
+    match values::parse_size(&e.value) {
+        Ok(_) => cx.set(Some("resources"), key, Value::Str(e.value.clone()), vec![]),
+        Err(m) => cx.problem(e, m),
+    }
+}
+
+fn cpus(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e
+        .value
+        .strip_suffix('%')
+        .and_then(|p| p.parse::<f64>().ok())
+    {
+        Some(p) if p > 0.0 => cx.set(Some("resources"), "cpus", Value::Float(p / 100.0), vec![]),
+        _ => cx.problem(e, "only CPUQuota=N% is carried over"),
+    }
+}
+
+fn description(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    cx.note(format!(
+        "Description={} (deploy-agent writes its own description)",
+        e.value
+    ));
+}
+
+/// `Requires=x.service` of a container this import converts -> `requires`.
+fn deps(cx: &mut Ctx, entries: &[&Entry], key: &str) {
+    let mut out = Vec::new();
+    for e in entries {
+        for w in unit::words(&e.value).unwrap_or_default() {
+            let stem = w.strip_suffix(".service").unwrap_or(&w);
+            if !cx.known.contains(&format!("{stem}.container")) {
+                return cx.problem(
+                    e,
+                    format!("{w}: `{key}` names containers of the import only, not other units"),
+                );
+            }
+            out.push(stem.to_string());
+        }
+    }
+    cx.set(None, key, Value::List(out), vec![]);
+}
+
+/// `WantedBy=default.target` is what the agent writes; another target is
+/// kept in the escape hatch, next to the agent's.
+fn wanted_by(cx: &mut Ctx, entries: &[&Entry]) {
+    let mut other = Vec::new();
+    for e in entries {
+        other.extend(
+            unit::words(&e.value)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|w| w != "default.target"),
+        );
+    }
+    if !other.is_empty() {
+        let why = "deploy-agent also adds WantedBy=default.target";
+        cx.approx(Some("install"), "WantedBy", Value::List(other), why);
+    }
+}
