@@ -257,8 +257,9 @@ fn typed_value<'e>(k: &Key, qkey: &str, entries: &[&'e Entry]) -> Result<Value, 
         Ty::Duration => Value::Str(duration(v).map_err(|m| (Some(last), m))?),
         Ty::Size => Value::Str(v.to_string()),
         Ty::Str(check) => {
-            checked(check, v, last)?;
-            Value::Str(v.into())
+            let v = super::custom::unquoted(v);
+            checked(check, &v, last)?;
+            Value::Str(v)
         }
         Ty::Choice(opts) if opts.contains(&v) => Value::Str(v.into()),
         Ty::Choice(opts) => return Err(not(&format!("one of {}", opts.join(", ")))),

@@ -41,6 +41,8 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "Pull", |cx, e| string(cx, e, "pull")),
     (C, "AutoUpdate", |cx, e| string(cx, e, "auto_update")),
     (C, "Pod", pod),
+    (C, "RemapUsers", remap_users),
+    (P, "RemapUsers", remap_users),
     (C, "StopTimeout", stop_timeout),
     (C, "PidsLimit", pids),
     (C, "HealthCmd", health_cmd),
@@ -98,8 +100,29 @@ fn last<'e>(entries: &[&'e Entry]) -> &'e Entry {
 }
 
 fn string(cx: &mut Ctx, entries: &[&Entry], key: &str) {
-    let v = last(entries).value.clone();
+    let v = unquoted(&last(entries).value);
     cx.set(None, key, Value::Str(v), vec![]);
+}
+
+/// A value that is one quoted word loses its quotes, as Quadlet reads it.
+pub fn unquoted(v: &str) -> String {
+    let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
+    match unit::words(v) {
+        Ok(w) if quoted && w.len() == 1 => w[0].clone(),
+        _ => v.to_string(),
+    }
+}
+
+/// A relative host path, resolved against the unit file's directory as
+/// Quadlet does (`./data`, `env`); absolute paths and specifiers as written.
+fn host_path(cx: &Ctx, p: &str) -> String {
+    if p.starts_with('/') || p.starts_with('%') {
+        return p.to_string();
+    }
+    let dir = cx.file.parent().unwrap_or(std::path::Path::new("/"));
+    crate::import::compose::convert::syntax::normalize(&dir.join(p))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A key the spec has once where Quadlet allows several lines.
@@ -175,6 +198,12 @@ fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
         let src = match src.strip_suffix(".volume") {
             Some(stem) => cx.reference(&format!("{stem}.volume")),
             None if src.starts_with('/') || src.starts_with('%') => src.to_string(),
+            None if src.starts_with('.') => {
+                let why =
+                    "a relative source, resolved against the unit file's directory as Quadlet does";
+                notes.push(format!("approximation: {why}"));
+                host_path(cx, src)
+            }
             None => {
                 cx.implied
                     .push(("volume", src.to_string(), e.value.clone()));
@@ -261,8 +290,13 @@ fn labels(cx: &mut Ctx, entries: &[&Entry]) {
 fn env_files(cx: &mut Ctx, entries: &[&Entry]) {
     match items("EnvironmentFile", entries) {
         Ok(its) => {
-            let v = its.into_iter().map(|(s, _)| s).collect();
-            cx.set(None, "env_files", Value::List(v), vec![]);
+            let rel = its.iter().any(|(s, _)| !s.starts_with(['/', '%']));
+            let v = its.iter().map(|(s, _)| host_path(cx, s)).collect();
+            let notes = match rel {
+                true => vec!["approximation: relative paths resolved against the unit file's directory, as Quadlet does".into()],
+                false => vec![],
+            };
+            cx.set(None, "env_files", Value::List(v), notes);
         }
         Err((e, m)) => cx.problem(e.unwrap_or(entries[0]), m),
     }
@@ -315,6 +349,18 @@ fn pod(cx: &mut Ctx, entries: &[&Entry]) {
             cx.set(None, "pod", Value::Str(name), vec![]);
         }
         None => cx.problem(e, "a pod that is not a .pod unit is not carried over"),
+    }
+}
+
+/// `RemapUsers=` is Quadlet's older spelling of `UserNS=`.
+fn remap_users(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match e.value.as_str() {
+        v @ ("keep-id" | "auto") => {
+            let why = "RemapUsers= is Quadlet's older spelling of UserNS=";
+            cx.approx(None, "userns", Value::Str(v.into()), why);
+        }
+        v => cx.problem(e, format!("RemapUsers={v} has no spec equivalent")),
     }
 }
 

@@ -83,25 +83,7 @@ struct Source {
 /// Reads and converts `paths` (files or directories); never writes.
 pub fn import(paths: &[PathBuf]) -> Import {
     let mut imp = Import::default();
-    let roots = root_files(paths, &mut imp);
-    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
-    let mut queue: Vec<PathBuf> = roots.iter().rev().cloned().collect();
-    while let Some(p) = queue.pop() {
-        let name = file_name(&p);
-        if sources.contains_key(&name) {
-            continue;
-        }
-        let Some(src) = load(&p, &mut imp) else {
-            continue;
-        };
-        for r in references(&src.unit) {
-            let beside = p.parent().unwrap_or(Path::new(".")).join(&r);
-            if !sources.contains_key(&r) {
-                queue.push(beside);
-            }
-        }
-        sources.insert(name, src);
-    }
+    let sources = collect(paths, &mut imp);
     let known: BTreeSet<String> = sources.keys().cloned().collect();
     let names: BTreeMap<String, String> = sources
         .iter()
@@ -119,6 +101,37 @@ pub fn import(paths: &[PathBuf]) -> Import {
     }
     implied_specs(&implied, &names, &mut imp);
     imp
+}
+
+/// The unit files an import of `paths` reads: those named, those in the
+/// directories named, and the files they reference.
+pub fn files_read(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let sources = collect(paths, &mut Import::default());
+    sources.into_values().map(|s| s.path).collect()
+}
+
+/// Reads `paths` and, transitively, the unit files they reference
+/// (beside the file that names them).
+fn collect(paths: &[PathBuf], imp: &mut Import) -> BTreeMap<String, Source> {
+    let roots = root_files(paths, imp);
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+    let mut queue: Vec<PathBuf> = roots.into_iter().rev().collect();
+    while let Some(p) = queue.pop() {
+        let name = file_name(&p);
+        if sources.contains_key(&name) {
+            continue;
+        }
+        let Some(src) = load(&p, imp) else {
+            continue;
+        };
+        for r in references(&src.unit) {
+            if !sources.contains_key(&r) {
+                queue.push(p.parent().unwrap_or(Path::new(".")).join(&r));
+            }
+        }
+        sources.insert(name, src);
+    }
+    sources
 }
 
 /// The files named, and the unit files of the directories named.
@@ -270,6 +283,10 @@ fn convert_one<'a>(
     };
     cx.table(None);
     convert::sections(&mut cx, &src.unit, table, section);
+    if kind == "container" && src.unit.last("Service", "Restart").is_none() {
+        let why = "no Restart= in the file: systemd does not restart it (the spec's default is on-failure)";
+        cx.set(None, "restart", Value::Str("no".into()), vec![why.into()]);
+    }
     Some(cx)
 }
 

@@ -1,8 +1,9 @@
 //! A Quadlet / systemd unit file as systemd reads it, with line numbers:
 //! `[Section]` headers, `Key=value` entries (repeated keys kept in order),
 //! comment lines starting `#` or `;`, and lines continued by a trailing
-//! `\` (joined with a space; comment lines inside a continuation are
-//! skipped, as systemd does). Values are kept raw (trimmed): whether a
+//! `\` (as Quadlet's own parser reads them: each line trimmed, the `\`
+//! removed, the lines joined; comment lines inside a continuation are
+//! skipped). Values are kept raw (trimmed): whether a
 //! value is one word or several is up to the key, see [`words`], which
 //! splits the way Quadlet's `LookupAllStrv`/`LookupAllArgs` do (systemd's
 //! `extract_first_word` with quotes and C escapes).
@@ -102,10 +103,7 @@ fn continued<'a>(line: &str, lines: &mut impl Iterator<Item = (usize, &'a str)>)
     let mut cur = line.to_string();
     loop {
         match cur.strip_suffix('\\') {
-            Some(head) => {
-                full.push_str(head);
-                full.push(' ');
-            }
+            Some(head) => full.push_str(head),
             None => {
                 full.push_str(&cur);
                 return full;
@@ -207,7 +205,7 @@ mod tests {
     fn continuation_joins_lines_and_skips_comments() {
         let u = parse("[Container]\nExec=a \\\n# c\n  b \\\n  c\nImage=i\n").unwrap();
         let e = u.last("Container", "Exec").unwrap();
-        assert_eq!((e.value.as_str(), e.line), ("a  b  c", 2));
+        assert_eq!((e.value.as_str(), e.line), ("a b c", 2));
         assert_eq!(u.last("Container", "Image").unwrap().line, 6);
     }
 

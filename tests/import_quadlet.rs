@@ -1,0 +1,415 @@
+//! The import round trip: Podman's Quadlet generator on the original unit
+//! files and on `import quadlet` -> `render` must generate the same
+//! service, up to what [`normalize`] ignores. The peer suite is Podman's
+//! own Quadlet test files (`tests/fixtures/quadlet-podman/`, see its
+//! README): every file the installed generator accepts is imported;
+//! those that do not come out the same are listed, with the reason, in
+//! `EXPECTED-FAILURES.txt`, and the test fails when a file not listed
+//! fails or a listed one passes. `UPDATE_EXPECTED=1` rewrites the list.
+//!
+//! Without a Quadlet generator the test fails, unless
+//! `DEPLOY_AGENT_ALLOW_NO_QUADLET=1`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deploy_agent::import::quadlet::{self, unit};
+use deploy_agent::render::{render, PodmanVersion, RenderOptions};
+
+const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quadlet-podman");
+const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quadlet-own");
+const TARGET: PodmanVersion = PodmanVersion::new(5, 4, 2);
+
+fn generator() -> Option<PathBuf> {
+    let found = deploy_agent::quadlet::find_generator();
+    if found.is_none() {
+        let skip = std::env::var_os("DEPLOY_AGENT_ALLOW_NO_QUADLET").is_some_and(|v| v == "1");
+        assert!(
+            skip,
+            "no Quadlet generator installed (DEPLOY_AGENT_ALLOW_NO_QUADLET=1 skips)"
+        );
+    }
+    found
+}
+
+/// `generator -dryrun -user` over `dir`: service name -> text. Files it
+/// rejects generate nothing (their errors go to stderr, ignored here).
+fn generate(generator: &Path, dir: &Path) -> BTreeMap<String, String> {
+    let out = Command::new(generator)
+        .args(["-dryrun", "-user"])
+        .env("QUADLET_UNIT_DIRS", dir)
+        .output()
+        .expect("the generator runs");
+    let mut services = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(name) = line.strip_prefix("---").and_then(|l| l.strip_suffix("---")) {
+            services.extend(current.take());
+            current = Some((name.to_string(), String::new()));
+        } else if let Some((_, t)) = current.as_mut() {
+            t.push_str(line);
+            t.push('\n');
+        }
+    }
+    services.extend(current);
+    services
+}
+
+/// The service generated from the unit file named `file`, by its
+/// `SourcePath=`.
+fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<&'a String> {
+    services.values().find(|t| {
+        t.lines()
+            .any(|l| l.starts_with("SourcePath=") && l.ends_with(&format!("/{file}")))
+    })
+}
+
+/// What the round trip compares: per section, `(key, value)` in a
+/// canonical order. What it ignores, and why:
+///
+/// - sections `X-*`: the generator's echo of the input file, whose text
+///   naturally differs (the comparison is of what it generates from it);
+/// - comments: the agent's header and notes;
+/// - `[Unit] SourcePath=`, `Description=`: the input's path, and the
+///   description the agent writes for every unit;
+/// - `[Service] SuccessExitStatus=`, `RestartForceExitStatus=`: the agent's
+///   own additions (a `podman stop` is a clean stop);
+/// - `[Service] TimeoutStopSec=` when the original has none: the agent's
+///   addition (`stop_timeout` + 30 s, so systemd does not kill Podman
+///   while it stops the container);
+/// - `[Service] Restart=no`: systemd's default, which the importer writes
+///   where the file has no `Restart=` (the spec's default differs);
+/// - `[Install] WantedBy=default.target`: the agent's, on every unit;
+/// - `--name NAME` in `Exec*=` lines: the agent names containers after the
+///   spec, Quadlet `systemd-%N`;
+/// - the order of different options of `podman run`/`create`: Quadlet
+///   itself writes some in Go map order (`--ip`/`--ip6` swap between runs),
+///   so options are sorted by flag, a repeated flag keeping its order;
+/// - a word starting `systemd-` (or `=systemd-`, or a `-v` source
+///   `systemd-NAME:`) loses that prefix: Quadlet's default name for the
+///   Podman network, volume or pod of a unit is `systemd-NAME`, the
+///   agent's is `NAME`;
+/// - `*Sec=` values are compared as time spans (`10` is `10s` to systemd);
+/// - `--entrypoint '["X"]'` is read as `--entrypoint X` (Podman runs both
+///   as the one program X), a `--shm-size`/`--memory` value in upper case
+///   (Podman reads `5g` as `5G`);
+/// - the values of `--sysctl`, `--ulimit`, `--env`, `--label`,
+///   `--annotation`, `--log-opt` are sorted among themselves: each sets a
+///   distinct key, so their order does not matter to Podman, and the spec
+///   holds them as a table sorted by key.
+///
+/// Entries are sorted by section and key, keeping the order of a repeated
+/// key's values: systemd reads sections and keys in any order, a list in
+/// its order.
+fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, String)> {
+    let u = unit::parse(service).expect("the generator writes unit files");
+    let had_timeout_stop = original.is_none_or(|o| o.contains("\nTimeoutStopSec="));
+    let mut out = Vec::new();
+    for s in u.sections.iter().filter(|s| !s.name.starts_with("X-")) {
+        let entries: Vec<(String, String, String)> = s
+            .entries
+            .iter()
+            .filter(|e| !ignored(&s.name, &e.key, &e.value, had_timeout_stop))
+            .map(|e| {
+                let v = if e.key.starts_with("Exec") {
+                    exec_line(&e.value)
+                } else if e.key.ends_with("Sec") {
+                    time_span(&e.value)
+                } else {
+                    e.value.clone()
+                };
+                (s.name.clone(), e.key.clone(), v)
+            })
+            .collect();
+        out.extend(entries);
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+fn ignored(section: &str, key: &str, value: &str, had_timeout_stop: bool) -> bool {
+    match (section, key) {
+        ("Unit", "SourcePath" | "Description") => true,
+        ("Service", "SuccessExitStatus" | "RestartForceExitStatus") => true,
+        ("Service", "TimeoutStopSec") => !had_timeout_stop,
+        ("Service", "Restart") => value == "no",
+        ("Install", "WantedBy") => value == "default.target",
+        _ => false,
+    }
+}
+
+/// Options whose values are distinct keys: Podman's result does not depend
+/// on their order, and the spec holds them as a table (sorted by key).
+const KEYED_OPTIONS: &[&str] = &[
+    "--sysctl",
+    "--ulimit",
+    "--env",
+    "--label",
+    "--annotation",
+    "--log-opt",
+];
+
+/// Options whose value is a size, where Podman reads `5g` as `5G`.
+const SIZE_OPTIONS: &[&str] = &["--shm-size", "--memory"];
+
+/// Flags Quadlet writes without a value (others take the next word).
+const BOOL_FLAGS: &[&str] = &[
+    "--rm",
+    "--replace",
+    "-d",
+    "--read-only",
+    "--init",
+    "--privileged",
+    "--no-hosts",
+    "--tty",
+    "-t",
+    "--interactive",
+    "-i",
+];
+
+/// An `Exec*=` line normalized: after `run`/`create`, the options as
+/// groups (flag and value), sorted by flag (stably: a repeated flag keeps
+/// its order), then the positional words (image, command) as they are.
+fn exec_line(v: &str) -> String {
+    let words: Vec<String> = unit::words(v)
+        .expect("Exec lines are quoted right")
+        .into_iter()
+        .map(|w| {
+            w.strip_prefix("systemd-")
+                .unwrap_or(&w)
+                .replace("=systemd-", "=")
+        })
+        .collect();
+    let Some(sub) = words.iter().position(|w| w == "run" || w == "create") else {
+        return words.join(" ");
+    };
+    let (head, rest) = words.split_at(sub + 1);
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut i = 0;
+    while i < rest.len() && rest[i].starts_with('-') {
+        let w = &rest[i];
+        let takes_value = !w.contains('=') && !BOOL_FLAGS.contains(&w.as_str());
+        let n = if takes_value { 2 } else { 1 };
+        groups.push(rest[i..(i + n).min(rest.len())].to_vec());
+        i += n;
+    }
+    groups.retain(|g| g[0] != "--name");
+    for g in groups.iter_mut().filter(|g| g.len() == 2) {
+        if g[0] == "--entrypoint" {
+            g[1] = one_element_json(&g[1]).unwrap_or(g[1].clone());
+        } else if SIZE_OPTIONS.contains(&g[0].as_str()) {
+            g[1] = g[1].to_ascii_uppercase();
+        }
+    }
+    sort_keyed(&mut groups);
+    groups.sort_by(|a, b| a[0].split('=').next().cmp(&b[0].split('=').next()));
+    let mut out = head.to_vec();
+    out.extend(groups.into_iter().flatten());
+    out.extend(rest[i..].iter().cloned());
+    out.join(" ")
+}
+
+/// A systemd time span (`*Sec=`) in milliseconds: `10`, `10s` and
+/// `10000ms` are the same to systemd.
+fn time_span(v: &str) -> String {
+    let s: String = v.split_whitespace().collect::<Vec<_>>().concat();
+    let s = if s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{s}s")
+    } else {
+        s
+    };
+    deploy_agent::spec::values::parse_duration(&s.replace("sec", "s"))
+        .map_or(v.to_string(), |d| format!("{}ms", d.as_millis()))
+}
+
+/// `["top -b"]` -> `top -b`: `--entrypoint` with a JSON array of one
+/// string is the same entrypoint as that string (one program, not split).
+fn one_element_json(w: &str) -> Option<String> {
+    let v: Vec<String> = serde_json::from_str(w).ok()?;
+    <[String; 1]>::try_from(v).ok().map(|[one]| one)
+}
+
+/// Sorts the values of each [`KEYED_OPTIONS`] option among its own groups.
+fn sort_keyed(groups: &mut [Vec<String>]) {
+    for opt in KEYED_OPTIONS {
+        let at: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].len() == 2 && groups[i][0] == *opt)
+            .collect();
+        let mut vals: Vec<String> = at.iter().map(|&i| groups[i][1].clone()).collect();
+        vals.sort();
+        for (i, v) in at.into_iter().zip(vals) {
+            groups[i][1] = v;
+        }
+    }
+}
+
+/// Why `file` (in `dir`) does not come out the same; `None`: it does.
+/// `Err`: the generator rejects the original (not counted).
+fn round_trip(generator: &Path, dir: &Path, file: &str) -> Result<Option<String>, ()> {
+    let files = quadlet::files_read(&[dir.join(file)]);
+    let orig_dir = tempfile::tempdir().unwrap();
+    for f in &files {
+        std::fs::copy(f, orig_dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let original = generate(generator, orig_dir.path());
+    let Some(original) = service_of(&original, file) else {
+        return Err(());
+    };
+    let spec_dir = tempfile::tempdir().unwrap();
+    let why =
+        imported_service(generator, orig_dir.path(), spec_dir.path(), file).and_then(|again| {
+            let (a, b) = (normalize(original, None), normalize(&again, Some(original)));
+            first_difference(&a, &b).map_or(Ok(()), Err)
+        });
+    Ok(why
+        .err()
+        .map(|w| untemp(w, &[orig_dir.path(), spec_dir.path()])))
+}
+
+/// `import` -> `render` -> the generator: the service of `file`'s spec.
+fn imported_service(
+    generator: &Path,
+    dir: &Path,
+    spec_dir: &Path,
+    file: &str,
+) -> Result<String, String> {
+    let imp = quadlet::import(&[dir.join(file)]);
+    if let Some(p) = imp.problems.first() {
+        let more = imp.problems.len() - 1;
+        return Err(format!("not carried over: {p} (+{more} more)"));
+    }
+    let texts: Vec<(PathBuf, String)> = imp
+        .specs
+        .iter()
+        .map(|(n, t)| (spec_dir.join(n), t.clone()))
+        .collect();
+    let set = deploy_agent::spec::load_texts(&texts)
+        .map_err(|e| format!("the imported spec does not validate: {e}"))?;
+    let opts = RenderOptions {
+        podman: TARGET,
+        ..Default::default()
+    };
+    let rendering = render(&set, &opts).map_err(|e| format!("render: {e}"))?;
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut unit_name = None;
+    for (name, f) in &rendering {
+        std::fs::write(out_dir.path().join(name), &f.contents).unwrap();
+        if f.source.file_name() == Some(format!("{file}.toml").as_ref()) {
+            unit_name = Some(f.unit.clone());
+        }
+    }
+    let generated = generate(generator, out_dir.path());
+    unit_name
+        .and_then(|u| generated.get(&u).cloned())
+        .ok_or_else(|| "the generator rejects the rendered file".into())
+}
+
+/// `why` without the temporary directories' paths (the list is stable).
+fn untemp(why: String, dirs: &[&Path]) -> String {
+    dirs.iter()
+        .fold(why, |w, d| w.replace(&format!("{}/", d.display()), ""))
+}
+
+type Normal = [(String, String, String)];
+
+fn first_difference(a: &Normal, b: &Normal) -> Option<String> {
+    let show = |e: Option<&(String, String, String)>| {
+        e.map_or("nothing".into(), |(s, k, v)| format!("[{s}] {k}={v}"))
+    };
+    (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .map(|i| format!("differs: {} became {}", show(a.get(i)), show(b.get(i))))
+}
+
+/// Every unit file of `dir` (not the files they only reference).
+fn unit_files(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            [".container", ".pod", ".network", ".volume"]
+                .iter()
+                .any(|x| n.ends_with(x))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs the round trip over `dir`: (files accepted by the generator,
+/// failures: file -> reason).
+fn suite(generator: &Path, dir: &str) -> (usize, BTreeMap<String, String>) {
+    let mut accepted = 0;
+    let mut failures = BTreeMap::new();
+    for f in unit_files(dir) {
+        match round_trip(generator, Path::new(dir), &f) {
+            Err(()) => {}
+            Ok(why) => {
+                accepted += 1;
+                if let Some(why) = why {
+                    failures.insert(f, why.replace('\n', " "));
+                }
+            }
+        }
+    }
+    (accepted, failures)
+}
+
+#[test]
+fn podman_test_suite_round_trips() {
+    let Some(g) = generator() else { return };
+    let (total, failures) = suite(&g, PEERS);
+    let exact = total - failures.len();
+    eprintln!(
+        "quadlet import round trip, Podman {TARGET} test files: {exact} / {total} exact ({:.1}%)",
+        100.0 * exact as f64 / total as f64
+    );
+    let path = Path::new(PEERS).join("EXPECTED-FAILURES.txt");
+    let text: String = failures
+        .iter()
+        .map(|(f, why)| format!("{f}: {why}\n"))
+        .collect();
+    if std::env::var_os("UPDATE_EXPECTED").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let listed = std::fs::read_to_string(&path).unwrap_or_default();
+    let listed: BTreeMap<&str, &str> = listed.lines().filter_map(|l| l.split_once(": ")).collect();
+    let new: Vec<_> = failures
+        .keys()
+        .filter(|f| !listed.contains_key(f.as_str()))
+        .collect();
+    let fixed: Vec<_> = listed
+        .keys()
+        .filter(|f| !failures.contains_key(**f))
+        .collect();
+    assert!(
+        new.is_empty() && fixed.is_empty(),
+        "failing but not listed: {new:?}\nlisted but passing: {fixed:?}\n\
+         (UPDATE_EXPECTED=1 rewrites the list)\n{text}"
+    );
+}
+
+#[test]
+fn own_samples_round_trip_exactly() {
+    let Some(g) = generator() else { return };
+    let (total, failures) = suite(&g, OWN);
+    assert!(total >= 4, "the generator accepts the samples ({total})");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn the_normalizer_sees_a_changed_argument() {
+    let a = "[Service]\nExecStart=/usr/bin/podman run --name systemd-%N --ip 1.2.3.4 --cap-drop=all img\n";
+    let b = "[Service]\nExecStart=/usr/bin/podman run --cap-drop=all --name web --ip 1.2.3.4 img\n\
+             SuccessExitStatus=143 137\n[Install]\nWantedBy=default.target\n";
+    let c =
+        "[Service]\nExecStart=/usr/bin/podman run --name web --ip 1.2.3.4 --cap-drop=chown img\n";
+    let d =
+        "[Service]\nExecStart=/usr/bin/podman run --name web --ip 1.2.3.4 --cap-drop=all img x\n";
+    assert_eq!(normalize(a, None), normalize(b, Some(a)));
+    for other in [c, d] {
+        assert!(first_difference(&normalize(a, None), &normalize(other, Some(a))).is_some());
+    }
+}
