@@ -90,6 +90,8 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 ///   `systemd-NAME:`) loses that prefix: Quadlet's default name for the
 ///   Podman network, volume or pod of a unit is `systemd-NAME`, the
 ///   agent's is `NAME`;
+/// - a list of units (`WantedBy=a b`, `After=`, ...) is compared one
+///   unit per line, as systemd reads it;
 /// - `*Sec=` values are compared as time spans (`10` is `10s` to systemd);
 /// - `--entrypoint '["X"]'` is read as `--entrypoint X` (Podman runs both
 ///   as the one program X), a `--shm-size`/`--memory` value in upper case
@@ -111,6 +113,7 @@ fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, Stri
             .entries
             .iter()
             .filter(|e| !ignored(&s.name, &e.key, &e.value, had_timeout_stop))
+            .flat_map(split_unit_list)
             .map(|e| {
                 let v = if e.key.starts_with("Exec") {
                     exec_line(&e.value)
@@ -126,6 +129,34 @@ fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, Stri
     }
     out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     out
+}
+
+/// Unit names systemd reads as a space-separated list: one line with two
+/// names is two lines with one.
+const UNIT_LISTS: &[&str] = &[
+    "WantedBy",
+    "RequiredBy",
+    "Alias",
+    "Wants",
+    "Requires",
+    "After",
+    "Before",
+    "BindsTo",
+    "PartOf",
+];
+
+fn split_unit_list(e: &unit::Entry) -> Vec<unit::Entry> {
+    if !UNIT_LISTS.contains(&e.key.as_str()) || e.value.is_empty() {
+        return vec![e.clone()];
+    }
+    let words = unit::words(&e.value).unwrap_or_default();
+    words
+        .into_iter()
+        .map(|w| unit::Entry {
+            value: w,
+            ..e.clone()
+        })
+        .collect()
 }
 
 fn ignored(section: &str, key: &str, value: &str, had_timeout_stop: bool) -> bool {

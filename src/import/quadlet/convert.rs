@@ -87,6 +87,26 @@ impl Ctx<'_> {
         });
     }
 
+    /// Items added to the list `key` (created if missing).
+    pub fn append(&mut self, sub: Option<&str>, key: &str, items: Vec<String>, notes: Vec<String>) {
+        let t = self.table(sub);
+        match t.rows.iter_mut().find(|r| r.key == key) {
+            Some(Row {
+                value: Value::List(l),
+                notes: n,
+                ..
+            }) => {
+                l.extend(items);
+                n.extend(notes);
+            }
+            _ => t.rows.push(Row {
+                key: key.to_string(),
+                value: Value::List(items),
+                notes,
+            }),
+        }
+    }
+
     /// A value carried over with a difference, said in a comment.
     pub fn approx(&mut self, sub: Option<&str>, key: &str, value: Value, why: &str) {
         self.set(sub, key, value, vec![format!("approximation: {why}")]);
@@ -186,7 +206,14 @@ fn sub_of(k: &Key) -> Option<&'static str> {
 fn generic(cx: &mut Ctx, k: &'static Key, entries: &[&Entry]) {
     let qkey = k.quadlet.map(|(_, q)| q).unwrap_or_default();
     let last = *entries.last().expect("a key has an entry");
+    let is_list = matches!(k.ty, Ty::List(_) | Ty::Map(..));
+    if !is_list && last.value.is_empty() {
+        return; // `Key=` unsets a single value: Quadlet writes nothing
+    }
     match typed_value(k, qkey, entries) {
+        Ok(Value::List(l)) if l.is_empty() => {}
+        Ok(Value::Map(m)) if m.is_empty() => {}
+        Ok(Value::List(l)) => cx.append(sub_of(k), k.name, l, vec![]),
         Ok(v) => cx.set(sub_of(k), k.name, v, vec![]),
         Err((e, msg)) => cx.problem(e.unwrap_or(last), msg),
     }
@@ -195,16 +222,14 @@ fn generic(cx: &mut Ctx, k: &'static Key, entries: &[&Entry]) {
 type Fail<'e> = (Option<&'e Entry>, String);
 
 /// The items of a list-like key: words for keys Quadlet splits, else one
-/// per line. An empty value (systemd's "reset the list") is refused.
+/// per line. An empty value resets the list, as in Quadlet and systemd.
 pub fn items<'e>(qkey: &str, entries: &[&'e Entry]) -> Result<Vec<(String, &'e Entry)>, Fail<'e>> {
     let split = keys::SPLIT_KEYS.contains(&qkey);
     let mut out = Vec::new();
     for e in entries {
         if e.value.is_empty() {
-            return Err((
-                Some(e),
-                "an empty value (resetting the list) is not carried over".into(),
-            ));
+            out.clear();
+            continue;
         }
         if split {
             let ws = unit::words(&e.value).map_err(|m| (Some(*e), m))?;

@@ -42,6 +42,7 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "AutoUpdate", |cx, e| string(cx, e, "auto_update")),
     (C, "Pod", pod),
     (C, "RemapUsers", remap_users),
+    (C, "VolatileTmp", volatile_tmp),
     (P, "RemapUsers", remap_users),
     (C, "StopTimeout", stop_timeout),
     (C, "PidsLimit", pids),
@@ -349,6 +350,20 @@ fn pod(cx: &mut Ctx, entries: &[&Entry]) {
             cx.set(None, "pod", Value::Str(name), vec![]);
         }
         None => cx.problem(e, "a pod that is not a .pod unit is not carried over"),
+    }
+}
+
+/// `VolatileTmp=yes` is Quadlet's older way to write this tmpfs on `/tmp`.
+fn volatile_tmp(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match unit::boolean(&e.value) {
+        Some(true) => {
+            let tmp = "/tmp:rw,size=512M,mode=1777".to_string();
+            let why = "approximation: VolatileTmp=yes is the tmpfs Quadlet mounts for it";
+            cx.append(None, "tmpfs", vec![tmp], vec![why.into()]);
+        }
+        Some(false) => {}
+        None => cx.problem(e, format!("{:?} is not a boolean", e.value)),
     }
 }
 
