@@ -86,10 +86,12 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 /// - the order of different options of `podman run`/`create`: Quadlet
 ///   itself writes some in Go map order (`--ip`/`--ip6` swap between runs),
 ///   so options are sorted by flag, a repeated flag keeping its order;
-/// - a word starting `systemd-` (or `=systemd-`, or a `-v` source
-///   `systemd-NAME:`) loses that prefix: Quadlet's default name for the
-///   Podman network, volume or pod of a unit is `systemd-NAME`, the
-///   agent's is `NAME`;
+/// - a unit name `systemd-X-network.service` (`-volume.service`,
+///   `-pod.service`, and the pod's `%t/systemd-X-pod.pod-id`) is read as
+///   `X-network.service`: the importer keeps Quadlet's name `systemd-X` for
+///   the Podman network (volume, pod), so that it stays the same object,
+///   and the agent names the unit after it. The Podman names themselves
+///   must match;
 /// - a list of units (`WantedBy=a b`, `After=`, ...) is compared one
 ///   unit per line, as systemd reads it;
 /// - `*Sec=` values are compared as time spans (`10` is `10s` to systemd);
@@ -120,7 +122,7 @@ fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, Stri
                 } else if e.key.ends_with("Sec") {
                     time_span(&e.value)
                 } else {
-                    e.value.clone()
+                    unit_derived(&e.value)
                 };
                 (s.name.clone(), e.key.clone(), v)
             })
@@ -206,11 +208,7 @@ fn exec_line(v: &str) -> String {
     let words: Vec<String> = unit::words(v)
         .expect("Exec lines are quoted right")
         .into_iter()
-        .map(|w| {
-            w.strip_prefix("systemd-")
-                .unwrap_or(&w)
-                .replace("=systemd-", "=")
-        })
+        .map(|w| unit_derived(&w))
         .collect();
     let Some(sub) = words.iter().position(|w| w == "run" || w == "create") else {
         return words.join(" ");
@@ -239,6 +237,27 @@ fn exec_line(v: &str) -> String {
     out.extend(groups.into_iter().flatten());
     out.extend(rest[i..].iter().cloned());
     out.join(" ")
+}
+
+/// Names derived from a network's, volume's or pod's unit name: Quadlet's
+/// unit for `x.network` is `x-network.service`, the agent's for the spec
+/// named `systemd-x` (the Podman network's name, kept) is
+/// `systemd-x-network.service`.
+const UNIT_DERIVED: &[&str] = &[
+    "-network.service",
+    "-volume.service",
+    "-pod.service",
+    "-pod.pod-id",
+];
+
+/// `w` with the `systemd-` of a [`UNIT_DERIVED`] name removed.
+fn unit_derived(w: &str) -> String {
+    if !UNIT_DERIVED.iter().any(|s| w.ends_with(s)) {
+        return w.to_string();
+    }
+    let cut = w.rfind(['/', '=']).map_or(0, |i| i + 1);
+    let (head, name) = w.split_at(cut);
+    format!("{head}{}", name.strip_prefix("systemd-").unwrap_or(name))
 }
 
 /// A systemd time span (`*Sec=`) in milliseconds: `10`, `10s` and

@@ -118,7 +118,7 @@ impl Ctx<'_> {
         self.refs.insert(file.to_string());
         match self.names.get(file) {
             Some(n) => n.clone(),
-            None => file.rsplit_once('.').map_or(file, |(s, _)| s).to_string(),
+            None => format!("systemd-{}", file.rsplit_once('.').map_or(file, |(s, _)| s)),
         }
     }
 

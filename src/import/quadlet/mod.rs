@@ -240,17 +240,20 @@ fn references(u: &unit::Unit) -> Vec<String> {
     out
 }
 
-/// The spec name of a unit file: its `NetworkName=` (etc.) when that is a
-/// valid spec name, else the file's stem.
+/// The spec name of a unit file: the name of the Podman object Quadlet
+/// makes of it, so that it stays the same object (a volume keeps its
+/// data): its `NetworkName=` (etc.) when that is a valid spec name, else
+/// Quadlet's default `systemd-STEM`; a container's is the file's stem (the
+/// agent names the container itself).
 fn spec_name(file: &str, u: &unit::Unit) -> String {
     let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
-    NAME_KEYS
-        .iter()
-        .find(|(k, _, _)| *k == ext)
-        .and_then(|(_, s, key)| u.last(s, key))
+    let Some((_, section, key)) = NAME_KEYS.iter().find(|(k, _, _)| *k == ext) else {
+        return stem.to_string();
+    };
+    u.last(section, key)
         .map(|e| e.value.clone())
         .filter(|n| crate::spec::values::check_name(n).is_ok())
-        .unwrap_or_else(|| stem.to_string())
+        .unwrap_or_else(|| format!("systemd-{stem}"))
 }
 
 fn convert_one<'a>(
@@ -281,6 +284,12 @@ fn convert_one<'a>(
         known,
         names,
     };
+    if cx.name == format!("systemd-{}", file.rsplit_once('.').map_or(file, |(s, _)| s)) {
+        cx.note(format!(
+            "Quadlet's name for this {kind} (no {}Name= in the file), kept so that it stays the same Podman {kind}.",
+            section.name()
+        ));
+    }
     cx.table(None);
     convert::sections(&mut cx, &src.unit, table, section);
     if kind == "container" && src.unit.last("Service", "Restart").is_none() {

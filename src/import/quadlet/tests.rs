@@ -33,7 +33,7 @@ fn typed_keys_escape_hatch_and_references() {
     assert!(web.starts_with(MARK), "{web}");
     for want in [
         "networks = [\"appnet\"]",
-        "volumes = [\"data:/srv:Z\"]",
+        "volumes = [\"systemd-data:/srv:Z\"]",
         "cap_add = [\"NET_ADMIN\", \"SYS_TIME\"]",
         "B = \"two words\"",
         "restart_delay = \"5s\"",
