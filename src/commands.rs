@@ -238,7 +238,9 @@ fn import_quadlet(args: &QuadletArgs) -> u8 {
         for e in errs.iter() {
             eprintln!("error: {e}");
         }
-        eprintln!("the imported specs do not validate: nothing written (an importer bug; please report it)");
+        eprintln!(
+            "the imported specs do not validate (values the spec format refuses): nothing written"
+        );
         return EXIT_INVALID;
     }
     if let Err(e) = quadlet::write(&imp, &args.out) {

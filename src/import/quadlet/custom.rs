@@ -507,13 +507,14 @@ fn deps(cx: &mut Ctx, entries: &[&Entry], key: &str) {
     for e in entries {
         for w in unit::words(&e.value).unwrap_or_default() {
             let stem = w.strip_suffix(".service").unwrap_or(&w);
-            if !cx.known.contains(&format!("{stem}.container")) {
+            let file = format!("{stem}.container");
+            if !cx.known.contains(&file) {
                 return cx.problem(
                     e,
                     format!("{w}: `{key}` names containers of the import only, not other units"),
                 );
             }
-            out.push(stem.to_string());
+            out.push(cx.names.get(&file).cloned().unwrap_or(stem.to_string()));
         }
     }
     cx.set(None, key, Value::List(out), vec![]);

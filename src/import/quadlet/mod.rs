@@ -58,6 +58,7 @@ const REFUSED: &[(&str, &str)] = &[
 
 /// The name key of each kind's section (`NetworkName=`): the spec's name.
 const NAME_KEYS: &[(&str, &str, &str)] = &[
+    ("container", "Container", "ContainerName"),
     ("pod", "Pod", "PodName"),
     ("network", "Network", "NetworkName"),
     ("volume", "Volume", "VolumeName"),
@@ -243,17 +244,23 @@ fn references(u: &unit::Unit) -> Vec<String> {
 /// The spec name of a unit file: the name of the Podman object Quadlet
 /// makes of it, so that it stays the same object (a volume keeps its
 /// data): its `NetworkName=` (etc.) when that is a valid spec name, else
-/// Quadlet's default `systemd-STEM`; a container's is the file's stem (the
-/// agent names the container itself).
+/// Quadlet's default `systemd-STEM`; a container without `ContainerName=`
+/// is named after the file (Quadlet's `systemd-%N` is the unit's name,
+/// which the agent's unit for the spec STEM has too: STEM.service).
 fn spec_name(file: &str, u: &unit::Unit) -> String {
     let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
     let Some((_, section, key)) = NAME_KEYS.iter().find(|(k, _, _)| *k == ext) else {
         return stem.to_string();
     };
-    u.last(section, key)
-        .map(|e| e.value.clone())
-        .filter(|n| crate::spec::values::check_name(n).is_ok())
-        .unwrap_or_else(|| format!("systemd-{stem}"))
+    let named = u
+        .last(section, key)
+        .map(|e| custom::unquoted(&e.value))
+        .filter(|n| crate::spec::values::check_name(n).is_ok());
+    match (named, ext) {
+        (Some(n), _) => n,
+        (None, "container") => stem.to_string(),
+        (None, _) => format!("systemd-{stem}"),
+    }
 }
 
 fn convert_one<'a>(
@@ -284,6 +291,12 @@ fn convert_one<'a>(
         known,
         names,
     };
+    if kind == "container" && src.unit.last("Container", "ContainerName").is_none() {
+        cx.note(format!(
+            "approximation: Quadlet names the container systemd-{}; deploy-agent names it {}.",
+            cx.name, cx.name
+        ));
+    }
     if cx.name == format!("systemd-{}", file.rsplit_once('.').map_or(file, |(s, _)| s)) {
         cx.note(format!(
             "Quadlet's name for this {kind} (no {}Name= in the file), kept so that it stays the same Podman {kind}.",
