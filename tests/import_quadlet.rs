@@ -463,3 +463,94 @@ fn the_normalizer_sees_a_changed_argument() {
         assert!(first_difference(&normalize(a, None), &normalize(other, Some(a))).is_some());
     }
 }
+
+#[test]
+fn readme_shows_the_real_output() {
+    let dir = Path::new(OWN);
+    let imp = quadlet::import(&[dir.join("immich-server.container")]);
+    assert!(imp.problems.is_empty(), "{:?}", imp.problems);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (name, text) in &imp.specs {
+        let shown = text.replace(&format!("{}/", dir.display()), "");
+        assert!(
+            readme.contains(&shown),
+            "README's output of {name} is stale:\n{shown}"
+        );
+    }
+}
+
+fn cli(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deploy-agent"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn cli_lists_what_it_cannot_carry_over_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("web.container"),
+        "[Unit]\nWants=network-online.target\n[Container]\nImage=docker.io/library/nginx\nVolume=/data\n",
+    )
+    .unwrap();
+    let (code, text) = cli(
+        &["import", "quadlet", "web.container", "--out", "specs"],
+        d.path(),
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("web.container:2: Wants: network-online.target"),
+        "{text}"
+    );
+    assert!(
+        text.contains("web.container:5: Volume: an anonymous volume"),
+        "{text}"
+    );
+    assert!(!d.path().join("specs").exists());
+
+    let (code, text) = cli(
+        &["import", "quadlet", ".", "--out", "specs", "--partial"],
+        d.path(),
+    );
+    assert_eq!(code, 2, "{text}");
+    let spec = std::fs::read_to_string(d.path().join("specs/web.container.toml")).unwrap();
+    assert!(
+        spec.contains("\"docker.io/library/nginx\"") && !spec.contains("/data"),
+        "{spec}"
+    );
+
+    std::fs::write(d.path().join("specs/web.container.toml"), "# mine\n").unwrap();
+    let (code, text) = cli(
+        &["import", "quadlet", ".", "--out", "specs", "--partial"],
+        d.path(),
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not overwriting it"), "{text}");
+}
+
+#[test]
+fn cli_refuses_kube_image_and_build_files() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["a.kube", "b.image", "c.build"] {
+        std::fs::write(d.path().join(f), "[X]\n").unwrap();
+    }
+    let (code, text) = cli(
+        &["import", "quadlet", ".", "--out", "specs", "--partial"],
+        d.path(),
+    );
+    assert_eq!(code, 2, "{text}");
+    for f in [
+        "a.kube:1: a .kube unit",
+        "b.image:1: a .image unit",
+        "c.build:1: a .build unit",
+    ] {
+        assert!(text.contains(f), "{f} in {text}");
+    }
+    assert!(!d.path().join("specs").exists());
+}
