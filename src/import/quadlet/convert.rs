@@ -49,6 +49,8 @@ pub struct Ctx<'a> {
     pub known: &'a BTreeSet<String>,
     /// The spec name of each unit file (`x.network` -> its `NetworkName=`).
     pub names: &'a BTreeMap<String, String>,
+    /// The whole file, for keys read together (`RemapUsers=` and `RemapUid=`).
+    pub unit: &'a Unit,
 }
 
 impl Ctx<'_> {

@@ -42,6 +42,12 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "AutoUpdate", |cx, e| string(cx, e, "auto_update")),
     (C, "Pod", pod),
     (C, "RemapUsers", remap_users),
+    (C, "RemapUid", remap_part),
+    (C, "RemapGid", remap_part),
+    (C, "RemapUidSize", remap_part),
+    (P, "RemapUid", remap_part),
+    (P, "RemapGid", remap_part),
+    (P, "RemapUidSize", remap_part),
     (C, "VolatileTmp", volatile_tmp),
     (P, "RemapUsers", remap_users),
     (C, "StopTimeout", stop_timeout),
@@ -367,15 +373,63 @@ fn volatile_tmp(cx: &mut Ctx, entries: &[&Entry]) {
     }
 }
 
-/// `RemapUsers=` is Quadlet's older spelling of `UserNS=`.
+/// `RemapUsers=` (with `RemapUid=`, `RemapGid=`, `RemapUidSize=`) is
+/// Quadlet's older spelling of `UserNS=` (or `UIDMap=`/`GIDMap=` for
+/// `manual`); the values are joined the way Quadlet joins them.
 fn remap_users(cx: &mut Ctx, entries: &[&Entry]) {
     let e = last(entries);
-    match e.value.as_str() {
-        v @ ("keep-id" | "auto") => {
-            let why = "RemapUsers= is Quadlet's older spelling of UserNS=";
-            cx.approx(None, "userns", Value::Str(v.into()), why);
+    let section = if cx.kind == "pod" { "Pod" } else { "Container" };
+    let all = |k: &str| -> Vec<String> {
+        cx.unit
+            .section(section)
+            .filter(|x| x.key == k)
+            .map(|x| x.value.clone())
+            .collect()
+    };
+    let (uids, gids, size) = (all("RemapUid"), all("RemapGid"), all("RemapUidSize"));
+    let why = "RemapUsers= is Quadlet's older spelling of UserNS=";
+    let userns = match e.value.as_str() {
+        "keep-id" => {
+            let opts: Vec<String> = (uids.last().map(|u| format!("uid={u}")).into_iter())
+                .chain(gids.last().map(|g| format!("gid={g}")))
+                .collect();
+            join_opts("keep-id", &opts)
         }
-        v => cx.problem(e, format!("RemapUsers={v} has no spec equivalent")),
+        "auto" => {
+            let opts: Vec<String> = (uids.iter().map(|u| format!("uidmapping={u}")))
+                .chain(gids.iter().map(|g| format!("gidmapping={g}")))
+                .chain(size.last().map(|s| format!("size={s}")))
+                .collect();
+            join_opts("auto", &opts)
+        }
+        "manual" if cx.kind == "container" => {
+            cx.approx(None, "uid_map", Value::List(uids), why);
+            cx.approx(None, "gid_map", Value::List(gids), why);
+            return;
+        }
+        v => return cx.problem(e, format!("RemapUsers={v} has no spec equivalent here")),
+    };
+    if let Err(m) = values::check_userns(&userns) {
+        return cx.problem(e, m);
+    }
+    cx.approx(None, "userns", Value::Str(userns), why);
+}
+
+fn join_opts(mode: &str, opts: &[String]) -> String {
+    match opts.is_empty() {
+        true => mode.to_string(),
+        false => format!("{mode}:{}", opts.join(",")),
+    }
+}
+
+/// `RemapUid=` and the like are read with `RemapUsers=`.
+fn remap_part(cx: &mut Ctx, entries: &[&Entry]) {
+    let section = if cx.kind == "pod" { "Pod" } else { "Container" };
+    if cx.unit.last(section, "RemapUsers").is_none() {
+        cx.problem(
+            entries[0],
+            "without RemapUsers= this key does nothing; not carried over",
+        );
     }
 }
 

@@ -265,7 +265,7 @@ fn spec_name(file: &str, u: &unit::Unit) -> String {
 
 fn convert_one<'a>(
     file: &str,
-    src: &Source,
+    src: &'a Source,
     known: &'a BTreeSet<String>,
     names: &'a BTreeMap<String, String>,
     imp: &mut Import,
@@ -290,6 +290,7 @@ fn convert_one<'a>(
         implied: vec![],
         known,
         names,
+        unit: &src.unit,
     };
     if kind == "container" && src.unit.last("Container", "ContainerName").is_none() {
         cx.note(format!(
