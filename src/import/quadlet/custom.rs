@@ -362,6 +362,10 @@ fn pod(cx: &mut Ctx, entries: &[&Entry]) {
 /// `VolatileTmp=yes` is Quadlet's older way to write this tmpfs on `/tmp`.
 fn volatile_tmp(cx: &mut Ctx, entries: &[&Entry]) {
     let e = last(entries);
+    let read_only = cx.unit.last("Container", "ReadOnly");
+    if read_only.is_some_and(|r| unit::boolean(&r.value) == Some(true)) {
+        return; // Quadlet adds no tmpfs: --read-only mounts one on /tmp itself
+    }
     match unit::boolean(&e.value) {
         Some(true) => {
             let tmp = "/tmp:rw,size=512M,mode=1777".to_string();
