@@ -86,12 +86,11 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 /// - the order of different options of `podman run`/`create`: Quadlet
 ///   itself writes some in Go map order (`--ip`/`--ip6` swap between runs),
 ///   so options are sorted by flag, a repeated flag keeping its order;
-/// - a unit name `systemd-X-network.service` (`-volume.service`,
-///   `-pod.service`, and the pod's `%t/systemd-X-pod.pod-id`) is read as
-///   `X-network.service`: the importer keeps Quadlet's name `systemd-X` for
-///   the Podman network (volume, pod), so that it stays the same object,
-///   and the agent names the unit after it. The Podman names themselves
-///   must match;
+/// - a unit name (`Requires=basic-network.service`, a pod's
+///   `%t/basic-pod.pod-id`) is replaced by the file the unit was generated
+///   from: the agent names units after specs (which keep the Podman
+///   object's name, `systemd-basic`), Quadlet after the file or its
+///   `ServiceName=`. The Podman names themselves must match;
 /// - a list of units (`WantedBy=a b`, `After=`, ...) is compared one
 ///   unit per line, as systemd reads it;
 /// - `*Sec=` values are compared as time spans (`10` is `10s` to systemd);
@@ -106,7 +105,11 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 /// Entries are sorted by section and key, keeping the order of a repeated
 /// key's values: systemd reads sections and keys in any order, a list in
 /// its order.
-fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, String)> {
+fn normalize(
+    service: &str,
+    original: Option<&str>,
+    units: &Units,
+) -> Vec<(String, String, String)> {
     let u = unit::parse(service).expect("the generator writes unit files");
     let had_timeout_stop = original.is_none_or(|o| o.contains("\nTimeoutStopSec="));
     let mut out = Vec::new();
@@ -118,11 +121,11 @@ fn normalize(service: &str, original: Option<&str>) -> Vec<(String, String, Stri
             .flat_map(split_unit_list)
             .map(|e| {
                 let v = if e.key.starts_with("Exec") {
-                    exec_line(&e.value)
+                    exec_line(&e.value, units)
                 } else if e.key.ends_with("Sec") {
                     time_span(&e.value)
                 } else {
-                    unit_derived(&e.value)
+                    rename_units(&e.value, units)
                 };
                 (s.name.clone(), e.key.clone(), v)
             })
@@ -204,11 +207,11 @@ const BOOL_FLAGS: &[&str] = &[
 /// An `Exec*=` line normalized: after `run`/`create`, the options as
 /// groups (flag and value), sorted by flag (stably: a repeated flag keeps
 /// its order), then the positional words (image, command) as they are.
-fn exec_line(v: &str) -> String {
+fn exec_line(v: &str, units: &Units) -> String {
     let words: Vec<String> = unit::words(v)
         .expect("Exec lines are quoted right")
         .into_iter()
-        .map(|w| unit_derived(&w))
+        .map(|w| rename_units(&w, units))
         .collect();
     let Some(sub) = words.iter().position(|w| w == "run" || w == "create") else {
         return words.join(" ");
@@ -239,25 +242,45 @@ fn exec_line(v: &str) -> String {
     out.join(" ")
 }
 
-/// Names derived from a network's, volume's or pod's unit name: Quadlet's
-/// unit for `x.network` is `x-network.service`, the agent's for the spec
-/// named `systemd-x` (the Podman network's name, kept) is
-/// `systemd-x-network.service`.
-const UNIT_DERIVED: &[&str] = &[
-    "-network.service",
-    "-volume.service",
-    "-pod.service",
-    "-pod.pod-id",
-];
+/// Generated unit name (`web.service`) -> the file it was generated from
+/// (`web.container`, or for the import the file the spec came from).
+type Units = BTreeMap<String, String>;
 
-/// `w` with the `systemd-` of a [`UNIT_DERIVED`] name removed.
-fn unit_derived(w: &str) -> String {
-    if !UNIT_DERIVED.iter().any(|s| w.ends_with(s)) {
-        return w.to_string();
+/// The units of a generator run, by their `SourcePath=`; `origin` maps a
+/// source file name to the file it stands for.
+fn units_of(services: &BTreeMap<String, String>, origin: impl Fn(&str) -> String) -> Units {
+    let mut units = Units::new();
+    for (name, text) in services {
+        if let Some(p) = text.lines().find_map(|l| l.strip_prefix("SourcePath=")) {
+            let file = p.rsplit('/').next().unwrap_or(p);
+            units.insert(name.clone(), origin(file));
+        }
     }
-    let cut = w.rfind(['/', '=']).map_or(0, |i| i + 1);
-    let (head, name) = w.split_at(cut);
-    format!("{head}{}", name.strip_prefix("systemd-").unwrap_or(name))
+    units
+}
+
+/// Unit names in `v` replaced by the file they were generated from: a
+/// unit name (`basic.service`, `%t/basic-pod.pod-id`) is the agent's
+/// business, the file it stands for is what must match.
+fn rename_units(v: &str, units: &Units) -> String {
+    let mut out = v.to_string();
+    for (unit, file) in units {
+        let stem = unit.strip_suffix(".service").unwrap_or(unit);
+        out = out
+            .split(' ')
+            .map(|w| {
+                if w == unit {
+                    format!("<{file}>")
+                } else if let Some(head) = w.strip_suffix(&format!("/{stem}.pod-id")) {
+                    format!("{head}/<{file}>.pod-id")
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    out
 }
 
 /// A systemd time span (`*Sec=`) in milliseconds: `10`, `10s` and
@@ -302,28 +325,31 @@ fn round_trip(generator: &Path, dir: &Path, file: &str) -> Result<Option<String>
     for f in &files {
         std::fs::copy(f, orig_dir.path().join(f.file_name().unwrap())).unwrap();
     }
-    let original = generate(generator, orig_dir.path());
-    let Some(original) = service_of(&original, file) else {
+    let generated = generate(generator, orig_dir.path());
+    let Some(original) = service_of(&generated, file) else {
         return Err(());
     };
+    let units = units_of(&generated, str::to_string);
     let spec_dir = tempfile::tempdir().unwrap();
-    let why =
-        imported_service(generator, orig_dir.path(), spec_dir.path(), file).and_then(|again| {
-            let (a, b) = (normalize(original, None), normalize(&again, Some(original)));
-            first_difference(&a, &b).map_or(Ok(()), Err)
-        });
+    let imported = imported_service(generator, orig_dir.path(), spec_dir.path(), file);
+    let why = imported.and_then(|(again, units_again)| {
+        let a = normalize(original, None, &units);
+        let b = normalize(&again, Some(original), &units_again);
+        first_difference(&a, &b).map_or(Ok(()), Err)
+    });
     Ok(why
         .err()
         .map(|w| untemp(w, &[orig_dir.path(), spec_dir.path()])))
 }
 
-/// `import` -> `render` -> the generator: the service of `file`'s spec.
+/// `import` -> `render` -> the generator: the service of `file`'s spec,
+/// and the units of the run.
 fn imported_service(
     generator: &Path,
     dir: &Path,
     spec_dir: &Path,
     file: &str,
-) -> Result<String, String> {
+) -> Result<(String, Units), String> {
     let imp = quadlet::import(&[dir.join(file)]);
     if let Some(p) = imp.problems.first() {
         let more = imp.problems.len() - 1;
@@ -350,8 +376,22 @@ fn imported_service(
         }
     }
     let generated = generate(generator, out_dir.path());
+    let origin = |rendered: &str| {
+        let spec = rendering
+            .get(rendered)
+            .map(|f| f.source.clone())
+            .unwrap_or_default();
+        let spec = spec
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        spec.strip_suffix(".toml").unwrap_or(&spec).to_string()
+    };
+    let units = units_of(&generated, origin);
     unit_name
         .and_then(|u| generated.get(&u).cloned())
+        .map(|s| (s, units))
         .ok_or_else(|| "the generator rejects the rendered file".into())
 }
 
@@ -458,9 +498,11 @@ fn the_normalizer_sees_a_changed_argument() {
         "[Service]\nExecStart=/usr/bin/podman run --name web --ip 1.2.3.4 --cap-drop=chown img\n";
     let d =
         "[Service]\nExecStart=/usr/bin/podman run --name web --ip 1.2.3.4 --cap-drop=all img x\n";
-    assert_eq!(normalize(a, None), normalize(b, Some(a)));
+    let none = Units::new();
+    assert_eq!(normalize(a, None, &none), normalize(b, Some(a), &none));
     for other in [c, d] {
-        assert!(first_difference(&normalize(a, None), &normalize(other, Some(a))).is_some());
+        let (x, y) = (normalize(a, None, &none), normalize(other, Some(a), &none));
+        assert!(first_difference(&x, &y).is_some());
     }
 }
 

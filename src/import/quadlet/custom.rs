@@ -64,6 +64,10 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     }),
     (C, "HealthRetries", health_retries),
     (C, "ContainerName", own_name),
+    (C, "ServiceName", service_name),
+    (P, "ServiceName", service_name),
+    (N, "ServiceName", service_name),
+    (Section::Volume, "ServiceName", service_name),
     (P, "PodName", own_name),
     (N, "NetworkName", own_name),
     (Section::Volume, "VolumeName", own_name),
@@ -508,6 +512,15 @@ fn own_name(cx: &mut Ctx, entries: &[&Entry]) {
         );
         cx.note(text);
     }
+}
+
+/// The agent names units after the spec; `ServiceName=` is dropped.
+fn service_name(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    cx.note(format!(
+        "approximation: ServiceName={} is not carried over: deploy-agent names the unit after the spec",
+        e.value
+    ));
 }
 
 fn restart(cx: &mut Ctx, entries: &[&Entry]) {
