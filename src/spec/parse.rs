@@ -1204,7 +1204,8 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => n.labels = self.string_map(v, &key, values::check_label_key),
-                k => self.generic(Table::Network, k, v, &key, &mut n.settings),
+                "quadlet" => self.raw(v, &key, Table::Network, Section::Network, &mut n.raw),
+                k => self.raw_or_generic(Table::Network, k, v, &key, &mut n.settings, &mut n.raw),
             }
         }
         if n.external && entries.len() > 1 {
@@ -1253,7 +1254,10 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => vol.labels = self.string_map(v, &key, values::check_label_key),
-                k => self.generic(Table::Volume, k, v, &key, &mut vol.settings),
+                "quadlet" => self.raw(v, &key, Table::Volume, Section::Volume, &mut vol.raw),
+                k => {
+                    self.raw_or_generic(Table::Volume, k, v, &key, &mut vol.settings, &mut vol.raw)
+                }
             }
         }
         vol
@@ -1370,7 +1374,15 @@ pub(crate) fn raw_key_ok(
         return Ok(());
     }
     let known: Vec<&str> = quadlet_keys::known(section, PodmanVersion::NEWEST).collect();
-    if ["ContainerName", "PodName", "ServiceName"].contains(&key) {
+    if [
+        "ContainerName",
+        "PodName",
+        "NetworkName",
+        "VolumeName",
+        "ServiceName",
+    ]
+    .contains(&key)
+    {
         return Err((
             format!("{key}= is set by deploy-agent from the spec's name"),
             None,

@@ -326,18 +326,9 @@ fn raw_table(section: Section) -> &'static str {
     }
 }
 
-/// A key without a typed spec key: the escape hatch, where the spec has
-/// one for this kind of unit and the parser's rule allows the key.
+/// A key without a typed spec key: the escape hatch, where the parser's
+/// rule allows the key.
 fn raw(cx: &mut Ctx, table: Table, section: Section, key: &str, entries: &[&Entry]) {
-    if !matches!(table, Table::Container | Table::Pod) {
-        return cx.problem(
-            entries[0],
-            format!(
-                "[{}] {key}= has no spec key (and no escape hatch)",
-                section.name()
-            ),
-        );
-    }
     if let Err((msg, hint)) = crate::spec::parse::raw_key_ok(table, section, key) {
         let hint = hint.map(|h| format!(" ({h})")).unwrap_or_default();
         return cx.problem(entries[0], format!("{msg}{hint}"));
