@@ -96,11 +96,16 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 /// - `*Sec=` values are compared as time spans (`10` is `10s` to systemd);
 /// - `--entrypoint '["X"]'` is read as `--entrypoint X` (Podman runs both
 ///   as the one program X), a `--shm-size`/`--memory` value in upper case
-///   (Podman reads `5g` as `5G`);
+///   (Podman reads `5g` as `5G`), a `--publish` value without `/tcp`
+///   (Podman's default protocol), a `--secret` value without `source=`
+///   before the name and without `type=mount` (Podman's default);
 /// - the values of `--sysctl`, `--ulimit`, `--env`, `--label`,
 ///   `--annotation`, `--log-opt` are sorted among themselves: each sets a
 ///   distinct key, so their order does not matter to Podman, and the spec
-///   holds them as a table sorted by key.
+///   holds them as a table sorted by key; so are those of `-v`,
+///   `--publish`, `--secret`, `--expose`, `--device`, `--tmpfs`, `--mount`:
+///   each names a distinct target (Podman refuses two on one), and what a
+///   typed key cannot say goes to `podman_args`, written after the rest.
 ///
 /// Entries are sorted by section and key, keeping the order of a repeated
 /// key's values: systemd reads sections and keys in any order, a list in
@@ -175,8 +180,10 @@ fn ignored(section: &str, key: &str, value: &str, had_timeout_stop: bool) -> boo
     }
 }
 
-/// Options whose values are distinct keys: Podman's result does not depend
-/// on their order, and the spec holds them as a table (sorted by key).
+/// Options whose values Podman reads in any order: each sets a distinct
+/// key (`--sysctl`, `--env`, ...; the spec holds them as a table sorted by
+/// key) or a distinct target (`-v`, `--publish`, ...; Podman refuses two
+/// on one target); the importer may carry some over as `podman_args`.
 const KEYED_OPTIONS: &[&str] = &[
     "--sysctl",
     "--ulimit",
@@ -184,6 +191,13 @@ const KEYED_OPTIONS: &[&str] = &[
     "--label",
     "--annotation",
     "--log-opt",
+    "-v",
+    "--publish",
+    "--secret",
+    "--expose",
+    "--device",
+    "--tmpfs",
+    "--mount",
 ];
 
 /// Options whose value is a size, where Podman reads `5g` as `5G`.
@@ -232,6 +246,10 @@ fn exec_line(v: &str, units: &Units) -> String {
             g[1] = one_element_json(&g[1]).unwrap_or(g[1].clone());
         } else if SIZE_OPTIONS.contains(&g[0].as_str()) {
             g[1] = g[1].to_ascii_uppercase();
+        } else if g[0] == "--publish" {
+            g[1] = g[1].strip_suffix("/tcp").unwrap_or(&g[1]).to_string();
+        } else if g[0] == "--secret" {
+            g[1] = canonical_secret(&g[1]);
         }
     }
     sort_keyed(&mut groups);
@@ -294,6 +312,17 @@ fn time_span(v: &str) -> String {
     };
     deploy_agent::spec::values::parse_duration(&s.replace("sec", "s"))
         .map_or(v.to_string(), |d| format!("{}ms", d.as_millis()))
+}
+
+/// A `--secret` value as Podman reads it: `source=NAME` is `NAME`, and
+/// `type=mount` is the default.
+fn canonical_secret(v: &str) -> String {
+    let parts: Vec<&str> = v
+        .split(',')
+        .map(|p| p.strip_prefix("source=").unwrap_or(p))
+        .filter(|p| *p != "type=mount")
+        .collect();
+    parts.join(",")
 }
 
 /// `["top -b"]` -> `top -b`: `--entrypoint` with a JSON array of one
@@ -538,7 +567,8 @@ fn cli_lists_what_it_cannot_carry_over_and_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(
         d.path().join("web.container"),
-        "[Unit]\nWants=network-online.target\n[Container]\nImage=docker.io/library/nginx\nVolume=/data\n",
+        "[Unit]\nWants=network-online.target\n[Container]\nImage=docker.io/library/nginx\n\
+         [Quadlet]\nDefaultDependencies=no\n",
     )
     .unwrap();
     let (code, text) = cli(
@@ -551,7 +581,7 @@ fn cli_lists_what_it_cannot_carry_over_and_writes_nothing() {
         "{text}"
     );
     assert!(
-        text.contains("web.container:5: Volume: an anonymous volume"),
+        text.contains("web.container:5: [Quadlet]: this section"),
         "{text}"
     );
     assert!(!d.path().join("specs").exists());
@@ -563,7 +593,7 @@ fn cli_lists_what_it_cannot_carry_over_and_writes_nothing() {
     assert_eq!(code, 2, "{text}");
     let spec = std::fs::read_to_string(d.path().join("specs/web.container.toml")).unwrap();
     assert!(
-        spec.contains("\"docker.io/library/nginx\"") && !spec.contains("/data"),
+        spec.contains("\"docker.io/library/nginx\"") && !spec.contains("network-online"),
         "{spec}"
     );
 

@@ -42,8 +42,8 @@ pub struct Ctx<'a> {
     pub problems: Vec<Problem>,
     /// Unit files this one names (`x.network`, `x.volume`, `x.pod`).
     pub refs: BTreeSet<String>,
-    /// Names of networks and volumes used but declared by no unit file.
-    pub implied: Vec<(&'static str, String, String)>,
+    /// Networks used by name that no `.network` file declares.
+    pub external: Vec<String>,
     /// The unit files being imported (to tell a managed container's
     /// `x.service` from another unit).
     pub known: &'a BTreeSet<String>,

@@ -30,6 +30,7 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "Environment", env),
     (C, "EnvironmentFile", env_files),
     (C, "Secret", secrets),
+    (C, "Mask", mask),
     (C, "Label", labels),
     (N, "Label", labels),
     (Section::Volume, "Label", labels),
@@ -186,25 +187,66 @@ fn entrypoint(cx: &mut Ctx, entries: &[&Entry]) {
     cx.approx(None, "entrypoint", Value::List(vec![e.value.clone()]), why);
 }
 
+/// A value the typed key `typed` does not take, carried over as the
+/// `podman run` argument Quadlet makes of it (`podman_args`), with a
+/// comment. Values with `$` or `%` (which systemd would expand there, and
+/// `podman_args` keeps as written) stay a problem.
+fn as_podman_arg(cx: &mut Ctx, e: &Entry, arg: [&str; 2], typed: &str, why: &str) {
+    if e.value.contains(['$', '%']) || values::check_word(arg[1]).is_err() {
+        return cx.problem(e, why.to_string());
+    }
+    let note = format!(
+        "approximation: {}={} is not a value `{typed}` takes ({why}): the same podman argument",
+        e.key, e.value
+    );
+    let args = arg.iter().map(|a| a.to_string()).collect();
+    cx.append(None, "podman_args", args, vec![note]);
+}
+
 fn ports(cx: &mut Ctx, entries: &[&Entry]) {
     let mut out = Vec::new();
     for e in entries {
-        if let Err(m) = values::parse_port(&e.value) {
-            return cx.problem(e, m);
+        match values::parse_port(&e.value) {
+            Ok(_) => out.push(e.value.clone()),
+            Err(m) => as_podman_arg(cx, e, ["--publish", &e.value], "ports", &m),
         }
-        out.push(e.value.clone());
     }
-    cx.set(None, "ports", Value::List(out), vec![]);
+    if !out.is_empty() {
+        cx.set(None, "ports", Value::List(out), vec![]);
+    }
+}
+
+/// `Mask=` values: paths; Quadlet's `a:b` lists (one `--security-opt`
+/// each) make all of them podman arguments, in their order.
+fn mask(cx: &mut Ctx, entries: &[&Entry]) {
+    let bad = entries
+        .iter()
+        .find_map(|e| values::check_container_path(&e.value).err());
+    match bad {
+        None => {
+            let paths = entries.iter().map(|e| e.value.clone()).collect();
+            cx.append(None, "mask", paths, vec![]);
+        }
+        Some(m) => {
+            for e in entries {
+                let opt = format!("mask={}", e.value);
+                as_podman_arg(cx, e, ["--security-opt", &opt], "mask", &m);
+            }
+        }
+    }
 }
 
 /// `x.volume:/p[:o]` -> `x:/p[:o]` (and the reference); host paths as they
-/// are; a named volume no unit declares becomes a declared `[volume.NAME]`.
+/// are; a named volume no unit declares, an anonymous one and what the
+/// typed key refuses are podman arguments, as under Quadlet.
 fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for e in entries {
         let Some((src, rest)) = e.value.split_once(':') else {
-            return cx.problem(e, "an anonymous volume (no source) is not carried over");
+            let why = "an anonymous volume, new and empty at every start as under Quadlet";
+            as_podman_arg(cx, e, ["-v", &e.value], "volumes", why);
+            continue;
         };
         let src = match src.strip_suffix(".volume") {
             Some(stem) => cx.reference(&format!("{stem}.volume")),
@@ -216,19 +258,16 @@ fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
                 host_path(cx, src)
             }
             None => {
-                cx.implied
-                    .push(("volume", src.to_string(), e.value.clone()));
-                notes.push(format!(
-                    "approximation: Podman creates volume {src:?} on first use; the spec declares it"
-                ));
-                src.to_string()
+                let why = "a volume Podman creates on first use, which no .volume file declares";
+                as_podman_arg(cx, e, ["-v", &e.value], "volumes", why);
+                continue;
             }
         };
         let v = format!("{src}:{rest}");
-        if let Err(m) = values::parse_mount(&v) {
-            return cx.problem(e, m);
+        match values::parse_mount(&v) {
+            Ok(_) => out.push(v),
+            Err(m) => as_podman_arg(cx, e, ["-v", &v], "volumes", &m),
         }
-        out.push(v);
     }
     cx.set(None, "volumes", Value::List(out), notes);
 }
@@ -261,7 +300,7 @@ fn networks(cx: &mut Ctx, entries: &[&Entry]) {
             Some(_) => cx.reference(v),
             None if MODES.contains(&v) => v.to_string(),
             None => {
-                cx.implied.push(("network", v.to_string(), v.to_string()));
+                cx.external.push(v.to_string());
                 notes.push(format!(
                     "network {v:?} is not a .network unit: declared `external = true`"
                 ));
@@ -321,17 +360,38 @@ fn secrets(cx: &mut Ctx, entries: &[&Entry]) {
     };
     let mut out = Vec::new();
     for (s, e) in its {
-        let mut parts = s.split(',');
-        let mut t = vec![("name".to_string(), parts.next().unwrap_or("").to_string())];
-        for p in parts {
-            match p.split_once('=') {
-                Some((k @ ("type" | "target"), v)) => t.push((k.to_string(), v.to_string())),
-                _ => return cx.problem(e, format!("secret option {p:?} is not carried over")),
+        match secret(&s) {
+            Ok(t) => out.push(t),
+            Err(m) => {
+                let arg = Entry {
+                    value: s.clone(),
+                    ..e.clone()
+                };
+                as_podman_arg(cx, &arg, ["--secret", &s], "secrets", &m)
             }
         }
-        out.push(t);
+    }
+    if out.is_empty() {
+        return;
     }
     cx.set(None, "secrets", Value::Tables(out), vec![]);
+}
+
+/// `NAME[,type=T][,target=X]` (or `source=NAME,...`) as a secret's table.
+fn secret(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut name = None;
+    let mut t = Vec::new();
+    for p in s.split(',') {
+        match p.split_once('=') {
+            None if name.is_none() => name = Some(p.to_string()),
+            Some(("source", v)) if name.is_none() => name = Some(v.to_string()),
+            Some((k @ ("type" | "target"), v)) => t.push((k.to_string(), v.to_string())),
+            _ => return Err(format!("secret option {p:?} has no spec key")),
+        }
+    }
+    let name = name.ok_or_else(|| format!("secret {s:?} names no secret"))?;
+    t.insert(0, ("name".to_string(), name));
+    Ok(t)
 }
 
 fn user(cx: &mut Ctx, entries: &[&Entry]) {

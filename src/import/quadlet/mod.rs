@@ -90,17 +90,17 @@ pub fn import(paths: &[PathBuf]) -> Import {
         .iter()
         .map(|(f, s)| (f.clone(), spec_name(f, &s.unit)))
         .collect();
-    let mut implied = Vec::new();
+    let mut external = Vec::new();
     for (file, src) in &sources {
         let Some(cx) = convert_one(file, src, &known, &names, &mut imp) else {
             continue;
         };
-        implied.extend(cx.implied.iter().cloned());
+        external.extend(cx.external.iter().cloned());
         imp.problems.extend(cx.problems);
         imp.specs
             .push(spec_text(&format!("{file}.toml"), &src.path, cx.tables));
     }
-    implied_specs(&implied, &names, &mut imp);
+    external_specs(&external, &names, &mut imp);
     imp
 }
 
@@ -287,7 +287,7 @@ fn convert_one<'a>(
         tables: vec![],
         problems: vec![],
         refs: BTreeSet::new(),
-        implied: vec![],
+        external: vec![],
         known,
         names,
         unit: &src.unit,
@@ -313,37 +313,26 @@ fn convert_one<'a>(
     Some(cx)
 }
 
-/// `[network.NAME] external = true` / `[volume.NAME]` for names used but
-/// declared by no unit file, one spec file each.
-fn implied_specs(
-    implied: &[(&'static str, String, String)],
-    names: &BTreeMap<String, String>,
-    imp: &mut Import,
-) {
+/// `[network.NAME] external = true` for networks used by name that no
+/// `.network` file declares, one spec file each.
+fn external_specs(external: &[String], names: &BTreeMap<String, String>, imp: &mut Import) {
     let mut done = BTreeSet::new();
-    for (kind, name, _) in implied {
-        let file = format!("{name}.{kind}");
+    for name in external {
+        let file = format!("{name}.network");
         if names.contains_key(&file) || !done.insert(file.clone()) {
             continue;
         }
-        let mut t = TomlTable {
-            path: vec![kind.to_string(), name.clone()],
-            ..Default::default()
-        };
-        if *kind == "network" {
-            t.notes.push(format!(
+        let t = TomlTable {
+            path: vec!["network".into(), name.clone()],
+            notes: vec![format!(
                 "A network the Quadlet files use without a {name}.network unit."
-            ));
-            t.rows.push(Row {
+            )],
+            rows: vec![Row {
                 key: "external".into(),
                 value: Value::Bool(true),
                 notes: vec![],
-            });
-        } else {
-            t.notes.push(format!(
-                "A volume Podman would create on first use (no {name}.volume unit)."
-            ));
-        }
+            }],
+        };
         imp.specs.push(spec_text(
             &format!("{file}.toml"),
             Path::new(&file),
