@@ -203,9 +203,11 @@ const KEYED_OPTIONS: &[&str] = &[
 /// Options whose value is a size, where Podman reads `5g` as `5G`.
 const SIZE_OPTIONS: &[&str] = &["--shm-size", "--memory"];
 
-/// Flags Quadlet writes without a value (others take the next word).
+/// Flags Quadlet writes without a value (others take the next word,
+/// unless it is a flag itself).
 const BOOL_FLAGS: &[&str] = &[
     "--rm",
+    "--ignore",
     "--replace",
     "-d",
     "--read-only",
@@ -235,7 +237,8 @@ fn exec_line(v: &str, units: &Units) -> String {
     let mut i = 0;
     while i < rest.len() && rest[i].starts_with('-') {
         let w = &rest[i];
-        let takes_value = !w.contains('=') && !BOOL_FLAGS.contains(&w.as_str());
+        let next_is_flag = rest.get(i + 1).is_none_or(|n| n.starts_with('-'));
+        let takes_value = !w.contains('=') && !BOOL_FLAGS.contains(&w.as_str()) && !next_is_flag;
         let n = if takes_value { 2 } else { 1 };
         groups.push(rest[i..(i + n).min(rest.len())].to_vec());
         i += n;

@@ -92,21 +92,20 @@ impl Ctx<'_> {
     /// Items added to the list `key` (created if missing).
     pub fn append(&mut self, sub: Option<&str>, key: &str, items: Vec<String>, notes: Vec<String>) {
         let t = self.table(sub);
-        match t.rows.iter_mut().find(|r| r.key == key) {
-            Some(Row {
-                value: Value::List(l),
-                notes: n,
-                ..
-            }) => {
-                l.extend(items);
-                n.extend(notes);
-            }
-            _ => t.rows.push(Row {
+        let Some(row) = t.rows.iter_mut().find(|r| r.key == key) else {
+            return t.rows.push(Row {
                 key: key.to_string(),
                 value: Value::List(items),
                 notes,
-            }),
+            });
+        };
+        if let Value::Str(one) = &row.value {
+            row.value = Value::List(vec![one.clone()]);
         }
+        if let Value::List(l) = &mut row.value {
+            l.extend(items);
+        }
+        row.notes.extend(notes);
     }
 
     /// A value carried over with a difference, said in a comment.
@@ -344,5 +343,8 @@ fn raw(cx: &mut Ctx, table: Table, section: Section, key: &str, entries: &[&Entr
         Ok([one]) => Value::Str(one),
         Err(many) => Value::List(many),
     };
-    cx.set(Some(raw_table(section)), key, value, vec![]);
+    match value {
+        Value::List(l) => cx.append(Some(raw_table(section)), key, l, vec![]),
+        v => cx.set(Some(raw_table(section)), key, v, vec![]),
+    }
 }

@@ -37,7 +37,7 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "User", user),
     (C, "Group", group),
     (C, "WorkingDir", |cx, e| string(cx, e, "workdir")),
-    (C, "ReadOnly", |cx, e| boolean(cx, e, "read_only")),
+    (C, "ReadOnly", read_only),
     (C, "RunInit", |cx, e| boolean(cx, e, "init")),
     (C, "Pull", |cx, e| string(cx, e, "pull")),
     (C, "AutoUpdate", |cx, e| string(cx, e, "auto_update")),
@@ -72,8 +72,13 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
     (P, "PodName", own_name),
     (N, "NetworkName", own_name),
     (Section::Volume, "VolumeName", own_name),
-    (N, "Subnet", |cx, e| single(cx, e, "subnet")),
-    (N, "Gateway", |cx, e| single(cx, e, "gateway")),
+    (N, "Subnet", |cx, e| {
+        subnet_part(cx, e, Some("subnet"), "--subnet")
+    }),
+    (N, "Gateway", |cx, e| {
+        subnet_part(cx, e, Some("gateway"), "--gateway")
+    }),
+    (N, "IPRange", |cx, e| subnet_part(cx, e, None, "--ip-range")),
     (N, "Internal", |cx, e| boolean(cx, e, "internal")),
     (N, "IPv6", |cx, e| boolean(cx, e, "ipv6")),
     (N, "Driver", |cx, e| string(cx, e, "driver")),
@@ -137,12 +142,50 @@ fn host_path(cx: &Ctx, p: &str) -> String {
         .into_owned()
 }
 
-/// A key the spec has once where Quadlet allows several lines.
-fn single(cx: &mut Ctx, entries: &[&Entry], key: &str) {
-    if entries.len() > 1 {
-        return cx.problem(entries[1], format!("the spec's `{key}` takes one value"));
+/// `Subnet=`, `Gateway=`, `IPRange=` of a network with several subnets:
+/// the spec's `subnet` and `gateway` take one, so all of them become the
+/// same `podman network create` arguments in the escape hatch's
+/// `PodmanArgs=`, in their order (Podman pairs the n-th `--gateway` and
+/// `--ip-range` with the n-th `--subnet`). With one subnet: the typed keys
+/// (`IPRange=` then goes to the escape hatch as it is).
+fn subnet_part(cx: &mut Ctx, entries: &[&Entry], key: Option<&str>, flag: &str) {
+    let subnets = cx
+        .unit
+        .section("Network")
+        .filter(|e| e.key == "Subnet")
+        .count();
+    if subnets <= 1 {
+        return match key {
+            Some(k) => string(cx, entries, k),
+            None => {
+                let v = entries.iter().map(|e| e.value.clone()).collect();
+                cx.append(Some("quadlet"), &entries[0].key, v, vec![]);
+            }
+        };
     }
-    string(cx, entries, key)
+    let args: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{flag} {}", e.value))
+        .collect();
+    let why = format!(
+        "approximation: {}= of a network with several subnets, as {flag}",
+        entries[0].key
+    );
+    cx.append(Some("quadlet"), "PodmanArgs", args, vec![why]);
+}
+
+/// `ReadOnly=no` written out: Quadlet passes `--read-only=false` (which
+/// overrides a `read_only` in containers.conf); the spec's `false` writes
+/// nothing, so it stays that podman argument.
+fn read_only(cx: &mut Ctx, entries: &[&Entry]) {
+    let e = last(entries);
+    match unit::boolean(&e.value) {
+        Some(false) => {
+            let why = "ReadOnly=no overrides containers.conf";
+            as_podman_arg(cx, e, &["--read-only=false"], "read_only", why)
+        }
+        _ => boolean(cx, entries, "read_only"),
+    }
 }
 
 fn boolean(cx: &mut Ctx, entries: &[&Entry], key: &str) {
@@ -191,8 +234,8 @@ fn entrypoint(cx: &mut Ctx, entries: &[&Entry]) {
 /// `podman run` argument Quadlet makes of it (`podman_args`), with a
 /// comment. Values with `$` or `%` (which systemd would expand there, and
 /// `podman_args` keeps as written) stay a problem.
-fn as_podman_arg(cx: &mut Ctx, e: &Entry, arg: [&str; 2], typed: &str, why: &str) {
-    if e.value.contains(['$', '%']) || values::check_word(arg[1]).is_err() {
+fn as_podman_arg(cx: &mut Ctx, e: &Entry, arg: &[&str], typed: &str, why: &str) {
+    if e.value.contains(['$', '%']) || arg.iter().any(|a| values::check_word(a).is_err()) {
         return cx.problem(e, why.to_string());
     }
     let note = format!(
@@ -208,7 +251,7 @@ fn ports(cx: &mut Ctx, entries: &[&Entry]) {
     for e in entries {
         match values::parse_port(&e.value) {
             Ok(_) => out.push(e.value.clone()),
-            Err(m) => as_podman_arg(cx, e, ["--publish", &e.value], "ports", &m),
+            Err(m) => as_podman_arg(cx, e, &["--publish", &e.value], "ports", &m),
         }
     }
     if !out.is_empty() {
@@ -230,7 +273,7 @@ fn mask(cx: &mut Ctx, entries: &[&Entry]) {
         Some(m) => {
             for e in entries {
                 let opt = format!("mask={}", e.value);
-                as_podman_arg(cx, e, ["--security-opt", &opt], "mask", &m);
+                as_podman_arg(cx, e, &["--security-opt", &opt], "mask", &m);
             }
         }
     }
@@ -245,7 +288,7 @@ fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
     for e in entries {
         let Some((src, rest)) = e.value.split_once(':') else {
             let why = "an anonymous volume, new and empty at every start as under Quadlet";
-            as_podman_arg(cx, e, ["-v", &e.value], "volumes", why);
+            as_podman_arg(cx, e, &["-v", &e.value], "volumes", why);
             continue;
         };
         let src = match src.strip_suffix(".volume") {
@@ -259,14 +302,14 @@ fn volumes(cx: &mut Ctx, entries: &[&Entry]) {
             }
             None => {
                 let why = "a volume Podman creates on first use, which no .volume file declares";
-                as_podman_arg(cx, e, ["-v", &e.value], "volumes", why);
+                as_podman_arg(cx, e, &["-v", &e.value], "volumes", why);
                 continue;
             }
         };
         let v = format!("{src}:{rest}");
         match values::parse_mount(&v) {
             Ok(_) => out.push(v),
-            Err(m) => as_podman_arg(cx, e, ["-v", &v], "volumes", &m),
+            Err(m) => as_podman_arg(cx, e, &["-v", &v], "volumes", &m),
         }
     }
     cx.set(None, "volumes", Value::List(out), notes);
@@ -367,7 +410,7 @@ fn secrets(cx: &mut Ctx, entries: &[&Entry]) {
                     value: s.clone(),
                     ..e.clone()
                 };
-                as_podman_arg(cx, &arg, ["--secret", &s], "secrets", &m)
+                as_podman_arg(cx, &arg, &["--secret", &s], "secrets", &m)
             }
         }
     }
@@ -475,6 +518,14 @@ fn remap_users(cx: &mut Ctx, entries: &[&Entry]) {
             cx.approx(None, "gid_map", Value::List(gids), why);
             return;
         }
+        "manual" => {
+            let maps = uids.iter().map(|u| ["--uidmap", u.as_str()]);
+            let maps = maps.chain(gids.iter().map(|g| ["--gidmap", g.as_str()]));
+            let args: Vec<String> = maps.flatten().map(str::to_string).collect();
+            let note = format!("approximation: {why}; a pod has no uid_map, so podman arguments");
+            cx.append(None, "podman_args", args, vec![note]);
+            return;
+        }
         v => return cx.problem(e, format!("RemapUsers={v} has no spec equivalent here")),
     };
     if let Err(m) = values::check_userns(&userns) {
@@ -512,8 +563,20 @@ fn stop_timeout(cx: &mut Ctx, entries: &[&Entry]) {
 fn pids(cx: &mut Ctx, entries: &[&Entry]) {
     let e = last(entries);
     match e.value.parse::<i64>() {
-        Ok(n) if n > 0 => cx.set(Some("resources"), "pids", Value::Int(n), vec![]),
-        _ => cx.problem(e, "only a positive PidsLimit= is carried over"),
+        Ok(n) if (1..=4_194_304).contains(&n) => {
+            cx.set(Some("resources"), "pids", Value::Int(n), vec![])
+        }
+        Ok(n) => {
+            let why = "more than the kernel's 4194304, or no limit";
+            as_podman_arg(
+                cx,
+                e,
+                &["--pids-limit", &n.to_string()],
+                "resources.pids",
+                why,
+            )
+        }
+        _ => cx.problem(e, "PidsLimit= is not an integer"),
     }
 }
 
