@@ -2,8 +2,12 @@
 //! (`Ty::Custom` keys and the agent's own names): references to other unit
 //! files (`Network=x.network`, `Volume=x.volume:/p`, `Pod=x.pod`), values
 //! the spec types differently (`Exec=` words, `HealthCmd=`, `CPUQuota=`),
-//! and keys the agent writes itself. One function per key, found through
-//! [`HANDLERS`]; each says in a comment on the spec what it approximates.
+//! keys read together (`RemapUsers=` with `RemapUid=`, a network's several
+//! `Subnet=`), and keys the agent writes itself. One function per key,
+//! found through [`HANDLERS`]; each says in a comment on the spec what it
+//! approximates. A value the typed key does not take but Podman does (an
+//! anonymous volume, `Secret=` options, ...) stays the same `podman run`
+//! argument, in `podman_args` ([`as_podman_arg`]).
 
 use super::convert::{argv, duration, items, Ctx};
 use super::unit::{self, Entry};

@@ -93,3 +93,47 @@ fn never_overwrites_a_file_it_did_not_write() {
     write(&imp, out.path()).unwrap();
     write(&imp, out.path()).unwrap();
 }
+
+#[test]
+fn what_a_typed_key_cannot_say_stays_the_same_podman_argument() {
+    let d = dir_with(&[
+        (
+            "web.container",
+            "[Container]\nImage=x\nVolume=/anon\nVolume=named:/n\nVolume=/h:/c\n\
+             Secret=tok,uid=1000\nPublishPort=${P}:80\n",
+        ),
+        (
+            "two.network",
+            "[Network]\nSubnet=10.1.0.0/24\nSubnet=10.2.0.0/24\nIPRange=10.1.0.0/28\n",
+        ),
+    ]);
+    let imp = import(&[d.path().to_path_buf()]);
+    let at: Vec<(usize, &str)> = imp
+        .problems
+        .iter()
+        .map(|p| (p.line, p.key.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [(7, "PublishPort")],
+        "a `$` stays a problem: {:?}",
+        imp.problems
+    );
+    let web = spec(&imp, "web.container.toml");
+    assert!(
+        web.contains(
+            r#"podman_args = ["-v", "/anon", "-v", "named:/n", "--secret", "tok,uid=1000"]"#
+        ),
+        "{web}"
+    );
+    assert_eq!(web.matches("# approximation: Volume=").count(), 2, "{web}");
+    assert!(
+        web.contains("volumes") && web.contains("\"/h:/c\""),
+        "{web}"
+    );
+    let net = spec(&imp, "two.network.toml");
+    assert!(
+        net.contains(r#"PodmanArgs = ["--subnet 10.1.0.0/24", "--subnet 10.2.0.0/24", "--ip-range 10.1.0.0/28"]"#),
+        "{net}"
+    );
+}
