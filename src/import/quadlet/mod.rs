@@ -292,7 +292,20 @@ fn convert_one<'a>(
         names,
         unit: &src.unit,
     };
-    if kind == "container" && src.unit.last("Container", "ContainerName").is_none() {
+    name_notes(&mut cx, file, section);
+    cx.table(None);
+    convert::sections(&mut cx, &src.unit, table, section);
+    if kind == "container" && src.unit.last("Service", "Restart").is_none() {
+        let why = "no Restart= in the file: systemd does not restart it (the spec's default is on-failure)";
+        cx.set(None, "restart", Value::Str("no".into()), vec![why.into()]);
+    }
+    Some(cx)
+}
+
+/// Comments on where the spec's name comes from (see [`spec_name`]).
+fn name_notes(cx: &mut Ctx, file: &str, section: Section) {
+    let kind = cx.kind;
+    if kind == "container" && cx.unit.last("Container", "ContainerName").is_none() {
         cx.note(format!(
             "approximation: Quadlet names the container systemd-{}; deploy-agent names it {}.",
             cx.name, cx.name
@@ -304,13 +317,6 @@ fn convert_one<'a>(
             section.name()
         ));
     }
-    cx.table(None);
-    convert::sections(&mut cx, &src.unit, table, section);
-    if kind == "container" && src.unit.last("Service", "Restart").is_none() {
-        let why = "no Restart= in the file: systemd does not restart it (the spec's default is on-failure)";
-        cx.set(None, "restart", Value::Str("no".into()), vec![why.into()]);
-    }
-    Some(cx)
 }
 
 /// `[network.NAME] external = true` for networks used by name that no
