@@ -186,6 +186,36 @@ pub enum ImportCmd {
     /// names them; each container keeps its service name as a network
     /// alias.
     Compose(ComposeArgs),
+    /// Convert Quadlet files (.container, .pod, .network, .volume) into spec
+    /// files, one per unit file (web.container -> web.container.toml).
+    ///
+    /// Reads the files named, or the unit files of the directories named,
+    /// and the .network, .volume and .pod files they reference (looked up
+    /// beside them). Each key becomes the typed spec key that renders it,
+    /// else an escape-hatch entry ([container.NAME.quadlet], .unit,
+    /// .service, .install); every place where the spec differs from the
+    /// file carries a comment starting "approximation:". .kube, .image and
+    /// .build files are refused.
+    ///
+    /// What a spec cannot express is listed with file:line and key, and
+    /// nothing is written (exit 2); with --partial the rest is written,
+    /// and the exit status is still 2.
+    Quadlet(QuadletArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QuadletArgs {
+    /// Quadlet files, or directories of them
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Directory to write the spec files into (created if missing); files the
+    /// importer did not write are never replaced
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Write what can be converted and list the rest, instead of writing
+    /// nothing when something cannot be converted
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Args)]

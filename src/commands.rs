@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::agent::{Agent, AgentError};
-use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command, ComposeArgs, ImportCmd};
+use crate::cli::{ApplyArgs, ApplyCmd, Cli, Command, ComposeArgs, ImportCmd, QuadletArgs};
 use crate::config::{Config, Env, Overrides};
 use crate::formats::{PlanDoc, StatusDoc, ValidateDoc};
 use crate::reconcile::{describe, ActionKind, Extra};
@@ -33,6 +33,9 @@ pub fn main(cli: Cli) -> ExitCode {
     // Import reads no agent settings: it only writes spec files.
     if let Command::Import(ImportCmd::Compose(args)) = &cli.command {
         return ExitCode::from(import_compose(args));
+    }
+    if let Command::Import(ImportCmd::Quadlet(args)) = &cli.command {
+        return ExitCode::from(import_quadlet(args));
     }
     let over = Overrides {
         config: cli.global.config.clone(),
@@ -212,6 +215,49 @@ fn import_compose(args: &ComposeArgs) -> u8 {
             "left out (--partial): {} item(s), listed above",
             imp.problems.len()
         );
+    }
+    EXIT_OK
+}
+
+fn import_quadlet(args: &QuadletArgs) -> u8 {
+    use crate::import::quadlet;
+    let imp = quadlet::import(&args.paths);
+    for p in &imp.problems {
+        eprintln!("error: {p}");
+    }
+    if imp.fatal || (!imp.problems.is_empty() && !args.partial) {
+        let hint = if imp.fatal {
+            ""
+        } else {
+            " (--partial writes the rest)"
+        };
+        eprintln!("{} problem(s): nothing written{hint}", imp.problems.len());
+        return EXIT_INVALID;
+    }
+    if let Err(errs) = quadlet::validate(&imp, &args.out) {
+        for e in errs.iter() {
+            eprintln!("error: {e}");
+        }
+        eprintln!(
+            "the imported specs do not validate (values the spec format refuses): nothing written"
+        );
+        return EXIT_INVALID;
+    }
+    if let Err(e) = quadlet::write(&imp, &args.out) {
+        eprintln!("error: {e}");
+        return EXIT_FAILED;
+    }
+    println!(
+        "wrote {} spec file(s) to {}",
+        imp.specs.len(),
+        args.out.display()
+    );
+    if !imp.problems.is_empty() {
+        println!(
+            "left out (--partial): {} item(s), listed above",
+            imp.problems.len()
+        );
+        return EXIT_INVALID;
     }
     EXIT_OK
 }

@@ -99,10 +99,19 @@ subnet = "10.89.7.0/24"
 options = { mtu = "1400" }
 dns = ["10.89.7.1"]
 
+[network.lan.quadlet]
+IPRange = "10.89.7.128/25"
+
+[network.lan.service]
+TimeoutStartSec = "60"
+
 [volume.media]
 type = "nfs"
 device = "nas.local:/export/media"
 options = "addr=10.0.0.2,rw"
+
+[volume.media.quadlet]
+User = "1000"
 "#;
 
 fn stack() -> SpecSet {
@@ -272,14 +281,17 @@ fn podmans_generator_accepts_the_stack_and_carries_every_key() {
     }
     let net = exec(s, "lan-network.service", "ExecStart");
     assert!(
-        net.contains("--opt mtu=1400") && net.contains("--dns 10.89.7.1"),
+        net.contains("--opt mtu=1400")
+            && net.contains("--dns 10.89.7.1")
+            && net.contains("--ip-range 10.89.7.128/25"),
         "{net}"
     );
+    section_has(s, "lan-network.service", "TimeoutStartSec=60");
     let vol = exec(s, "media-volume.service", "ExecStart");
     assert!(
         vol.contains("--opt type=nfs")
             && vol.contains("--opt device=nas.local:/export/media")
-            && vol.contains("--opt o=addr=10.0.0.2,rw"),
+            && vol.contains("--opt o=uid=1000,addr=10.0.0.2,rw"),
         "{vol}"
     );
 }
@@ -314,6 +326,24 @@ fn bad_values_of_the_new_keys_are_located_errors() {
         "s.toml:14:1: container.a.quadlet.AddCapability: AddCapability= is what a typed key renders (use `cap_add` instead)",
         "s.toml:16:1: container.a.service.ExecStart: [Service] ExecStart= is set by Quadlet or deploy-agent",
         "s.toml:18:1: container.a.unit.Bad-Key: \"Bad-Key\" is not a unit-file key",
+    ];
+    for w in want {
+        assert!(e.iter().any(|e| e.contains(w)), "missing {w:?} in:\n{e:#?}");
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+}
+
+#[test]
+fn the_escape_hatch_of_networks_and_volumes_refuses_the_agents_keys() {
+    let e = errors(
+        "[network.n.quadlet]\nNetworkName = \"x\"\nSubnet = \"10.1.0.0/16\"\n\
+         [volume.v.quadlet]\nVolumeName = \"y\"\nCopyy = \"true\"\n",
+    );
+    let want = [
+        "s.toml:2:1: network.n.quadlet.NetworkName: NetworkName= is set by deploy-agent",
+        "s.toml:3:1: network.n.quadlet.Subnet: Subnet= is what a typed key renders (use `subnet` instead)",
+        "s.toml:5:1: volume.v.quadlet.VolumeName: VolumeName= is set by deploy-agent",
+        "s.toml:6:1: volume.v.quadlet.Copyy: [Volume] Copyy= is not a key Quadlet knows (did you mean `Copy`?)",
     ];
     for w in want {
         assert!(e.iter().any(|e| e.contains(w)), "missing {w:?} in:\n{e:#?}");

@@ -193,15 +193,16 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
         "import" => vec![
             (
                 EXIT_OK,
-                "The spec files were written (with `--partial`: what could be converted; \
-                 the rest is listed).",
+                "The spec files were written (`import compose --partial`: what could be \
+                 converted; the rest is listed).",
             ),
             (EXIT_FAILED, "A file could not be written."),
             (
                 EXIT_INVALID,
-                "Something in the Compose files cannot be expressed in a spec (each listed with \
-                 file:line and key; nothing written unless `--partial`), a Compose file cannot be \
-                 read or parsed, or a usage error.",
+                "Something in the Compose or Quadlet files cannot be expressed in a spec (each \
+                 listed with file:line and key; nothing written unless `--partial`, and `import \
+                 quadlet --partial` still exits 2), a file cannot be read or parsed, a `.kube`, \
+                 `.image` or `.build` file was named, or a usage error.",
             ),
         ],
         _ => vec![],

@@ -228,7 +228,8 @@ fn pods(r: &mut Roff) {
     para(
         r,
         "For what no typed key says yet: `[container.NAME.quadlet]` (and \
-         `[pod.NAME.quadlet]`) take raw `[Container]` (`[Pod]`) keys, `.unit`, `.service` \
+         `[pod.NAME.quadlet]`, `[network.NAME.quadlet]`, `[volume.NAME.quadlet]`) take raw \
+         `[Container]` (`[Pod]`, `[Network]`, `[Volume]`) keys, `.unit`, `.service` \
          and `.install` raw `[Unit]`, `[Service]` and `[Install]` keys, each \
          `Key = \"value\"` or `Key = [\"value\", ...]` (one line per value). A Quadlet \
          key must be one the target Podman's Quadlet knows; a key a typed key renders \

@@ -1,3 +1,4 @@
 //! Importers: other tools' files -> deploy-agent spec files.
 
 pub mod compose;
+pub mod quadlet;

@@ -432,6 +432,7 @@ fn network_view(n: &Network, opts: &RenderOptions, unit: &str) -> Result<Network
     })?;
     let mut extra = Extra::default();
     generic::settings(&[Table::Network], &n.settings, &g, &mut extra)?;
+    generic::raw(&n.raw, &g, &mut extra)?;
     Ok(NetworkView {
         header: header(&n.source),
         description: format!("deploy-agent network {}", n.name),
@@ -460,6 +461,7 @@ fn volume_view(v: &Volume, opts: &RenderOptions, unit: &str) -> Result<VolumeVie
     }
     let mut extra = Extra::default();
     generic::settings(&[Table::Volume], &v.settings, &g, &mut extra)?;
+    generic::raw(&v.raw, &g, &mut extra)?;
     Ok(VolumeView {
         header: header(&v.source),
         description: format!("deploy-agent volume {}", v.name),

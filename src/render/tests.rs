@@ -231,6 +231,7 @@ fn full_set() -> SpecSet {
                 .collect(),
             external: false,
             settings: Default::default(),
+            raw: Default::default(),
         },
     );
     set.networks.insert(
@@ -252,6 +253,7 @@ fn full_set() -> SpecSet {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             settings: Default::default(),
+            raw: Default::default(),
         },
     );
     set

@@ -43,6 +43,8 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     /// The generic keys (`spec::keys`) that were set.
     pub settings: Settings,
+    /// The escape hatch (`[network.NAME.quadlet]`, `.unit`, `.service`, `.install`).
+    pub raw: RawKeys,
 }
 
 /// `[volume.NAME]` -> `NAME.volume` -> `NAME-volume.service`.
@@ -53,6 +55,8 @@ pub struct Volume {
     pub driver: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub settings: Settings,
+    /// The escape hatch (`[volume.NAME.quadlet]`, `.unit`, `.service`, `.install`).
+    pub raw: RawKeys,
 }
 
 /// `[pod.NAME]` -> `NAME.pod` -> `NAME-pod.service`: containers that join

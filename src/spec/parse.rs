@@ -1204,7 +1204,8 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => n.labels = self.string_map(v, &key, values::check_label_key),
-                k => self.generic(Table::Network, k, v, &key, &mut n.settings),
+                "quadlet" => self.raw(v, &key, Table::Network, Section::Network, &mut n.raw),
+                k => self.raw_or_generic(Table::Network, k, v, &key, &mut n.settings, &mut n.raw),
             }
         }
         if n.external && entries.len() > 1 {
@@ -1253,7 +1254,10 @@ impl<'a> Walker<'a> {
                         .map(str::to_string)
                 }
                 "labels" => vol.labels = self.string_map(v, &key, values::check_label_key),
-                k => self.generic(Table::Volume, k, v, &key, &mut vol.settings),
+                "quadlet" => self.raw(v, &key, Table::Volume, Section::Volume, &mut vol.raw),
+                k => {
+                    self.raw_or_generic(Table::Volume, k, v, &key, &mut vol.settings, &mut vol.raw)
+                }
             }
         }
         vol
@@ -1336,7 +1340,11 @@ fn check_tcp_addr(s: &str) -> Result<String, String> {
 /// Whether an escape-hatch table may set `key` in `section`: a known key
 /// (Quadlet's, by the newest Podman this agent knows; systemd's, by form),
 /// not one a typed key renders, not one Quadlet or the agent sets itself.
-fn raw_key_ok(table: Table, section: Section, key: &str) -> Result<(), (String, Option<String>)> {
+pub(crate) fn raw_key_ok(
+    table: Table,
+    section: Section,
+    key: &str,
+) -> Result<(), (String, Option<String>)> {
     use crate::render::{quadlet_keys, PodmanVersion};
     if key.is_empty()
         || !key.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -1366,7 +1374,15 @@ fn raw_key_ok(table: Table, section: Section, key: &str) -> Result<(), (String, 
         return Ok(());
     }
     let known: Vec<&str> = quadlet_keys::known(section, PodmanVersion::NEWEST).collect();
-    if ["ContainerName", "PodName", "ServiceName"].contains(&key) {
+    if [
+        "ContainerName",
+        "PodName",
+        "NetworkName",
+        "VolumeName",
+        "ServiceName",
+    ]
+    .contains(&key)
+    {
         return Err((
             format!("{key}= is set by deploy-agent from the spec's name"),
             None,
