@@ -190,6 +190,41 @@ fn health_gated_dependencies_match_podman_compose() {
     compare("health-gated", &["db", "web"]);
 }
 
+#[test]
+fn environment_forms_match_podman_compose() {
+    compare("env-forms", &["app", "other"]);
+}
+
+#[test]
+fn string_commands_match_podman_compose() {
+    compare("strings", &["app", "plain"]);
+}
+
+#[test]
+fn long_syntax_ports_match_podman_compose() {
+    compare("ports-long", &["web"]);
+}
+
+#[test]
+fn long_syntax_volumes_match_podman_compose() {
+    compare("volumes-long", &["app"]);
+}
+
+#[test]
+fn resource_limits_match_podman_compose() {
+    compare("limits", &["v3", "v2"]);
+}
+
+#[test]
+fn security_settings_match_podman_compose() {
+    compare("security", &["app"]);
+}
+
+#[test]
+fn networks_and_hosts_match_podman_compose() {
+    compare("net-aliases", &["server", "client"]);
+}
+
 /// web's container starts only once db's health check passed: db gets
 /// healthy 6 s after its start, so web starts at least 6 s after db.
 #[test]
