@@ -54,7 +54,7 @@ workspace() {
     local w=$1
     if [ -d "$QD/bench-$w" ] && [ -d "$WORK/$w/specs" ]; then
         rm -f "$WORK/$w/specs"/*.toml
-        agent "$w" apply >/dev/null 2>&1 || true
+        agent "$w" apply --allow-empty >/dev/null 2>&1 || true
     fi
     rm -rf "${WORK:?}/$w" "${QD:?}/bench-$w"
     mkdir -p "$WORK/$w/specs"
@@ -249,7 +249,7 @@ scenario_one() {
     systemctl --user stop bench-bare.service
     rm -rf "$QD/bench-bare"
     rm -f "$WORK/one/specs"/*.toml
-    agent one apply >/dev/null
+    agent one apply --allow-empty >/dev/null
     rm -rf "$QD/bench-one"
     systemctl --user daemon-reload
 }
@@ -274,7 +274,7 @@ observed_apply() { # LABEL
     t0=$(now)
     # The agent's PID is known before it runs (exec keeps it).
     sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$WORK/many/pid" \
-        "$BIN" apply --config "$WORK/many/agent.toml" --specs "$WORK/many/specs" \
+        "$BIN" apply --allow-empty --config "$WORK/many/agent.toml" --specs "$WORK/many/specs" \
         --output-dir "$QD/bench-many" --state-dir "$WORK/many/state" >"$log" 2>&1 ||
         die "apply ($label): $(tail -20 "$log")"
     t1=$(now)
@@ -549,7 +549,7 @@ EOF
     say "idle: cleanup"
     systemctl --user stop "$unit"
     rm -f "$WORK/idle/specs"/*.toml
-    agent idle apply >/dev/null
+    agent idle apply --allow-empty >/dev/null
     rm -rf "$QD/bench-idle"
     systemctl --user daemon-reload
 }
@@ -562,7 +562,7 @@ scenario_cleanup() {
     for w in one bare many idle; do
         if [ -d "$WORK/$w/specs" ]; then
             rm -f "$WORK/$w/specs"/*.toml
-            [ -d "$QD/bench-$w" ] && agent "$w" apply >/dev/null 2>&1 || true
+            [ -d "$QD/bench-$w" ] && agent "$w" apply --allow-empty >/dev/null 2>&1 || true
         fi
     done
     local units
