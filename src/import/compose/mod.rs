@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use super::WriteError;
 pub use convert::{Problem, Scope};
 use interpolate::{Source, Vars};
 use yaml::{Node, Pos, Val};
@@ -399,44 +400,19 @@ fn header(files: &[PathBuf], dir: &Path, project: &str, variables: &[String]) ->
     h
 }
 
-/// Why `write` did not write.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("{0} exists and was not written by the importer; not overwriting it")]
-    NotOurs(PathBuf),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
 /// Writes the specs into `out` and the payloads (mode 0600, in 0700
 /// directories). Refuses, before writing anything, to replace a file the
 /// importer did not write.
 pub fn write(imp: &Import, out: &Path) -> Result<(), WriteError> {
-    for (name, _) in &imp.specs {
-        let p = out.join(name);
-        if p.exists() && !read(&p).is_ok_and(|t| t.starts_with(MARK)) {
-            return Err(WriteError::NotOurs(p));
-        }
-    }
+    super::refuse_foreign(out, &imp.specs, MARK, MAX_FILE_BYTES)?;
     for p in &imp.payloads {
         if p.path.exists() && std::fs::read(&p.path).ok().as_deref() != Some(&p.content[..]) {
             return Err(WriteError::NotOurs(p.path.clone()));
         }
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WriteError::Io { path, source }
-    };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    for (name, text) in &imp.specs {
-        let p = out.join(name);
-        std::fs::write(&p, text).map_err(io(&p))?;
-    }
+    super::write_specs(out, &imp.specs)?;
     for p in &imp.payloads {
-        write_private(&p.path, &p.content).map_err(io(&p.path))?;
+        write_private(&p.path, &p.content).map_err(super::io_error(&p.path))?;
     }
     Ok(())
 }

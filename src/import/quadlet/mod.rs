@@ -16,6 +16,7 @@ pub mod unit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+pub use super::WriteError;
 use crate::import::compose::emit::{self, Row, Table as TomlTable, Value};
 use crate::spec::keys::{Section, Table};
 use convert::Ctx;
@@ -364,39 +365,11 @@ fn spec_text(name: &str, source: &Path, mut tables: Vec<TomlTable>) -> (String, 
     (f.name.clone(), emit::file(&f))
 }
 
-/// Why `write` did not write.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("{0} exists and was not written by the importer; not overwriting it")]
-    NotOurs(PathBuf),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
 /// Writes the specs into `out`. Refuses, before writing anything, to
 /// replace a file the importer did not write.
 pub fn write(imp: &Import, out: &Path) -> Result<(), WriteError> {
-    for (name, _) in &imp.specs {
-        let p = out.join(name);
-        let ours = crate::userfile::read_capped(&p, MAX_FILE_BYTES)
-            .is_ok_and(|t| t.starts_with(MARK.as_bytes()));
-        if p.exists() && !ours {
-            return Err(WriteError::NotOurs(p));
-        }
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WriteError::Io { path, source }
-    };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    for (name, text) in &imp.specs {
-        let p = out.join(name);
-        std::fs::write(&p, text).map_err(io(&p))?;
-    }
-    Ok(())
+    super::refuse_foreign(out, &imp.specs, MARK, MAX_FILE_BYTES)?;
+    super::write_specs(out, &imp.specs)
 }
 
 /// Checks the specs with the spec parser: the importer's output must be
