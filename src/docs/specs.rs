@@ -224,7 +224,8 @@ fn images(r: &mut Roff) {
          container's `image` cannot say (`auth_file`, `tls_verify`, `arch`, `retry`, ...). \
          A container runs it with `image = { unit = \"NAME\" }` (or `image.unit = \"NAME\"`), \
          which renders `Image=NAME.image`; Quadlet makes the container require the \
-         image's unit and start after it. `creds` is refused: credentials in a unit file \
+         image's unit and start after it. A change of the `[image.NAME]` pulls again and \
+         restarts the containers that run it. `creds` is refused: credentials in a unit file \
          are a secret; use `auth_file`.",
     );
     keys_of(r, Table::Image);

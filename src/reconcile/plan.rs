@@ -223,6 +223,20 @@ pub fn compute(
             (ActionKind::Restart, format!("{} changed", f.name)),
         );
     }
+    // A container of an `[image.NAME]` runs what `NAME.image` pulls, while
+    // its own file (`Image=NAME.image`) stays the same: it restarts too.
+    for f in plan.change.iter().filter(|f| f.name.ends_with(".image")) {
+        if same_settings(f) {
+            continue;
+        }
+        let line = format!("Image={}", f.name);
+        for (name, text) in desired.iter().filter(|(n, _)| n.ends_with(".container")) {
+            if text.lines().any(|l| l.trim() == line) {
+                todo.entry(name.clone())
+                    .or_insert((ActionKind::Restart, format!("{} changed", f.name)));
+            }
+        }
+    }
     let conflicted: BTreeSet<&str> = plan
         .conflicts
         .iter()
@@ -386,6 +400,15 @@ mod tests {
         let cur = current(&[("web.container", "w"), ("app.image", "i")]);
         let p = compute(&set, &desired(&[]), &cur, &Extra::default());
         assert_eq!(actions(&p), ["Stop web.service", "Stop app-image.service"]);
+        // A new image: the pull, then the container that runs it.
+        let web = "[Container]\nImage=app.image\n";
+        let cur = current(&[("web.container", web), ("app.image", "Image=x:1")]);
+        let d = desired(&[("web.container", web), ("app.image", "Image=x:2")]);
+        let p = compute(&set, &d, &cur, &Extra::default());
+        assert_eq!(
+            actions(&p),
+            ["Restart app-image.service", "Restart web.service"]
+        );
     }
 
     #[test]
