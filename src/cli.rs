@@ -186,16 +186,16 @@ pub enum ImportCmd {
     /// names them; each container keeps its service name as a network
     /// alias.
     Compose(ComposeArgs),
-    /// Convert Quadlet files (.container, .pod, .network, .volume) into spec
-    /// files, one per unit file (web.container -> web.container.toml).
+    /// Convert Quadlet files (.container, .pod, .network, .volume, .image)
+    /// into spec files, one per unit file (web.container -> web.container.toml).
     ///
     /// Reads the files named, or the unit files of the directories named,
-    /// and the .network, .volume and .pod files they reference (looked up
+    /// and the .network, .volume, .pod and .image files they reference (looked up
     /// beside them). Each key becomes the typed spec key that renders it,
     /// else an escape-hatch entry ([container.NAME.quadlet], .unit,
     /// .service, .install); every place where the spec differs from the
-    /// file carries a comment starting "approximation:". .kube, .image and
-    /// .build files are refused.
+    /// file carries a comment starting "approximation:". .kube and .build
+    /// files are refused.
     ///
     /// What a spec cannot express is listed with file:line and key, and
     /// nothing is written (exit 2); with --partial the rest is written,

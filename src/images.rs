@@ -21,13 +21,17 @@ pub enum ImageError {
 }
 
 /// `Image=` and `Pull=` of a rendered `.container` file (values unquoted).
+/// An `Image=NAME.image` is no image reference but a Quadlet `.image` unit,
+/// which pulls the image itself (with its own options) before the
+/// container starts: `None` then, nothing to check or pull here.
 fn image_and_pull(text: &str) -> (Option<String>, Option<String>) {
     let value = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
             .map(|v| v.trim().trim_matches('"').to_string())
     };
-    (value("Image="), value("Pull="))
+    let image = value("Image=").filter(|i| !(i.ends_with(".image") || i.ends_with(".build")));
+    (image, value("Pull="))
 }
 
 /// Makes sure every image the `.container` files of `files` name is on
@@ -94,6 +98,10 @@ mod tests {
             )
         );
         assert_eq!(image_and_pull("[Unit]\n"), (None, None));
+        assert_eq!(
+            image_and_pull("[Container]\nImage=app.image\n"),
+            (None, None)
+        );
     }
 }
 

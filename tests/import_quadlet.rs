@@ -83,8 +83,9 @@ fn service_of<'a>(services: &'a BTreeMap<String, String>, file: &str) -> Option<
 /// - `[Install] WantedBy=default.target`: the agent's, on every unit;
 /// - `--name NAME` in `Exec*=` lines: the agent names containers after the
 ///   spec, Quadlet `systemd-%N`;
-/// - the order of different options of `podman run`/`create`: Quadlet
-///   itself writes some in Go map order (`--ip`/`--ip6` swap between runs),
+/// - the order of different options of `podman run`/`create` (and of an
+///   image's `podman image pull`): Quadlet itself writes some in Go map
+///   order (`--ip`/`--ip6`, `--arch`/`--authfile` swap between runs),
 ///   so options are sorted by flag, a repeated flag keeping its order;
 /// - a unit name (`Requires=basic-network.service`, a pod's
 ///   `%t/basic-pod.pod-id`) is replaced by the file the unit was generated
@@ -218,9 +219,11 @@ const BOOL_FLAGS: &[&str] = &[
     "-t",
     "--interactive",
     "-i",
+    "--tls-verify",
+    "--all-tags",
 ];
 
-/// An `Exec*=` line normalized: after `run`/`create`, the options as
+/// An `Exec*=` line normalized: after `run`/`create`/`pull`, the options as
 /// groups (flag and value), sorted by flag (stably: a repeated flag keeps
 /// its order), then the positional words (image, command) as they are.
 fn exec_line(v: &str, units: &Units) -> String {
@@ -229,7 +232,10 @@ fn exec_line(v: &str, units: &Units) -> String {
         .into_iter()
         .map(|w| rename_units(&w, units))
         .collect();
-    let Some(sub) = words.iter().position(|w| w == "run" || w == "create") else {
+    let sub = words
+        .iter()
+        .position(|w| w == "run" || w == "create" || w == "pull");
+    let Some(sub) = sub else {
         return words.join(" ");
     };
     let (head, rest) = words.split_at(sub + 1);
@@ -444,13 +450,14 @@ fn first_difference(a: &Normal, b: &Normal) -> Option<String> {
         .map(|i| format!("differs: {} became {}", show(a.get(i)), show(b.get(i))))
 }
 
-/// Every unit file of `dir` (not the files they only reference).
+/// Every unit file of `dir` (not the files they only reference). Podman's
+/// test files copied here have no `.image` files; the own samples do.
 fn unit_files(dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| {
-            [".container", ".pod", ".network", ".volume"]
+            [".container", ".pod", ".network", ".volume", ".image"]
                 .iter()
                 .any(|x| n.ends_with(x))
         })
@@ -610,9 +617,56 @@ fn cli_lists_what_it_cannot_carry_over_and_writes_nothing() {
 }
 
 #[test]
-fn cli_refuses_kube_image_and_build_files() {
+fn an_image_unit_and_its_container_are_carried_over() {
+    let dir = Path::new(OWN);
+    let imp = quadlet::import(&[dir.join("homebridge.container")]);
+    assert!(imp.problems.is_empty(), "{:?}", imp.problems);
+    let names: Vec<&str> = imp.specs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["homebridge.container.toml", "homebridge.image.toml"]
+    );
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let container = words(&imp.specs[0].1);
+    assert!(
+        container.contains("image = { unit = \"homebridge\" }"),
+        "{container}"
+    );
+    let image = words(&imp.specs[1].1);
+    for want in [
+        "[image.homebridge]",
+        "image = \"docker.io/homebridge/homebridge:2024-09-01\"",
+        "auth_file = \"/etc/containers/auth.json\"",
+        "tls_verify = true",
+        "arch = \"amd64\"",
+    ] {
+        assert!(image.contains(want), "{want} in {image}");
+    }
+}
+
+#[test]
+fn creds_in_an_image_unit_are_not_carried_over() {
     let d = tempfile::tempdir().unwrap();
-    for f in ["a.kube", "b.image", "c.build"] {
+    std::fs::write(
+        d.path().join("app.image"),
+        "[Image]\nImage=registry.example.com/app:1\nCreds=me:secret\n",
+    )
+    .unwrap();
+    let imp = quadlet::import(&[d.path().join("app.image")]);
+    let p: Vec<String> = imp.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        p.len() == 1
+            && p[0].contains("app.image:3: Creds: registry credentials")
+            && !p[0].contains("me:secret"),
+        "{p:?}"
+    );
+    assert!(imp.specs.iter().all(|(_, t)| !t.contains("me:secret")));
+}
+
+#[test]
+fn cli_refuses_kube_and_build_files() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["a.kube", "c.build"] {
         std::fs::write(d.path().join(f), "[X]\n").unwrap();
     }
     let (code, text) = cli(
@@ -620,11 +674,7 @@ fn cli_refuses_kube_image_and_build_files() {
         d.path(),
     );
     assert_eq!(code, 2, "{text}");
-    for f in [
-        "a.kube:1: a .kube unit",
-        "b.image:1: a .image unit",
-        "c.build:1: a .build unit",
-    ] {
+    for f in ["a.kube:1: a .kube unit", "c.build:1: a .build unit"] {
         assert!(text.contains(f), "{f} in {text}");
     }
     assert!(!d.path().join("specs").exists());

@@ -576,6 +576,7 @@ fn hostile_container(words: &[String]) -> Container {
         name: "hostile".into(),
         source: "/etc/deploy-agent/specs/hostile.toml".into(),
         image: "localhost/busybox:latest".into(),
+        image_unit: None,
         command: Some(command),
         entrypoint: Some(vec![
             r#"/bin/"sh" 100% $X \"#.into(),

@@ -63,6 +63,7 @@ const GATES: &[(&str, &str, PodmanVersion)] = &[
     ("Container", "Entrypoint", since::ENTRYPOINT),
     ("Container", "StopTimeout", since::STOP_TIMEOUT),
     ("Container", "Memory", since::MEMORY),
+    ("Image", "Image", since::IMAGE),
 ];
 
 type Keys = BTreeSet<(String, String)>;

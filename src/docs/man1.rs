@@ -201,8 +201,8 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
                 EXIT_INVALID,
                 "Something in the Compose or Quadlet files cannot be expressed in a spec (each \
                  listed with file:line and key; nothing written unless `--partial`, and `import \
-                 quadlet --partial` still exits 2), a file cannot be read or parsed, a `.kube`, \
-                 `.image` or `.build` file was named, or a usage error.",
+                 quadlet --partial` still exits 2), a file cannot be read or parsed, a `.kube` \
+                 or `.build` file was named, or a usage error.",
             ),
         ],
         _ => vec![],

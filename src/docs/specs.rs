@@ -16,7 +16,7 @@ pub(super) fn page(source: &str, date: &str) -> Roff {
     title(&mut r, "deploy-agent-specs", "5", source, date);
     section(&mut r, "NAME");
     r.text(super::markup::inline(
-        "deploy-agent-specs - container, network and volume specs for deploy-agent",
+        "deploy-agent-specs - container, network, volume, pod and image specs for deploy-agent",
     ));
     section(&mut r, "SYNOPSIS");
     r.text(super::markup::inline(&format!(
@@ -29,6 +29,7 @@ pub(super) fn page(source: &str, date: &str) -> Roff {
     networks(&mut r);
     volumes(&mut r);
     pods(&mut r);
+    images(&mut r);
     podman_versions(&mut r);
     checks(&mut r);
     escaping(&mut r);
@@ -214,6 +215,22 @@ fn volumes(r: &mut Roff) {
     keys_of(r, Table::Volume);
 }
 
+fn images(r: &mut Roff) {
+    section(r, "IMAGES");
+    para(
+        r,
+        "`[image.NAME]` pulls an image before the containers that run it start \
+         (`NAME.image`, the unit `NAME-image.service`, Podman 4.8): for pull options a \
+         container's `image` cannot say (`auth_file`, `tls_verify`, `arch`, `retry`, ...). \
+         A container runs it with `image = { unit = \"NAME\" }` (or `image.unit = \"NAME\"`), \
+         which renders `Image=NAME.image`; Quadlet makes the container require the \
+         image's unit and start after it. A change of the `[image.NAME]` pulls again and \
+         restarts the containers that run it. `creds` is refused: credentials in a unit file \
+         are a secret; use `auth_file`.",
+    );
+    keys_of(r, Table::Image);
+}
+
 fn pods(r: &mut Roff) {
     section(r, "PODS");
     para(
@@ -228,8 +245,9 @@ fn pods(r: &mut Roff) {
     para(
         r,
         "For what no typed key says yet: `[container.NAME.quadlet]` (and \
-         `[pod.NAME.quadlet]`, `[network.NAME.quadlet]`, `[volume.NAME.quadlet]`) take raw \
-         `[Container]` (`[Pod]`, `[Network]`, `[Volume]`) keys, `.unit`, `.service` \
+         `[pod.NAME.quadlet]`, `[network.NAME.quadlet]`, `[volume.NAME.quadlet]`, \
+         `[image.NAME.quadlet]`) take raw `[Container]` (`[Pod]`, `[Network]`, `[Volume]`, \
+         `[Image]`) keys, `.unit`, `.service` \
          and `.install` raw `[Unit]`, `[Service]` and `[Install]` keys, each \
          `Key = \"value\"` or `Key = [\"value\", ...]` (one line per value). A Quadlet \
          key must be one the target Podman's Quadlet knows; a key a typed key renders \
@@ -392,6 +410,7 @@ pub fn markdown_reference() -> String {
             Table::Network => "network",
             Table::Volume => "volume",
             Table::Pod => "pod",
+            Table::Image => "image",
         };
         let text = doc_text(k).split_whitespace().collect::<Vec<_>>().join(" ");
         out.push_str(&format!(
@@ -468,7 +487,7 @@ mod tests {
     use crate::spec::values::MOUNT_OPTIONS;
 
     /// Each table of the format: the page's subsection title and the registry's table.
-    fn tables() -> [(&'static str, Table); 7] {
+    fn tables() -> [(&'static str, Table); 8] {
         [
             ("CONTAINERS", Table::Container),
             ("Resources", Table::Resources),
@@ -477,6 +496,7 @@ mod tests {
             ("NETWORKS", Table::Network),
             ("VOLUMES", Table::Volume),
             ("PODS", Table::Pod),
+            ("IMAGES", Table::Image),
         ]
     }
 

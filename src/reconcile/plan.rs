@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::output::{Current, ForeignKind};
-use crate::spec::SpecSet;
+use crate::spec::{Kind, SpecSet};
 
 /// What to do to one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -71,35 +71,36 @@ impl Plan {
 /// `net.network` -> `net-network.service`, `data.volume` -> `data-volume.service`.
 pub fn unit_for_file(name: &str) -> Option<String> {
     let (stem, ext) = name.rsplit_once('.')?;
-    Some(match ext {
-        "container" => format!("{stem}.service"),
-        "network" | "volume" | "pod" | "image" | "build" => format!("{stem}-{ext}.service"),
-        "kube" => format!("{stem}.service"),
+    Some(match (Kind::from_ext(ext), ext) {
+        (Some(kind), _) => kind.unit(stem),
+        (None, "build") => format!("{stem}-build.service"),
+        (None, "kube") => format!("{stem}.service"),
         _ => return None,
     })
 }
 
-/// Start rank: networks, volumes and pods before containers, containers in dependency order.
+/// Start rank: networks, volumes, images and pods before containers (the
+/// order of `Kind::ALL`), containers in dependency order.
 fn ranks(set: &SpecSet) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    for n in set.networks.keys() {
-        out.insert(format!("{n}.network"), i);
-        i += 1;
-    }
-    for v in set.volumes.keys() {
-        out.insert(format!("{v}.volume"), i);
-        i += 1;
-    }
-    for p in set.pods.keys() {
-        out.insert(format!("{p}.pod"), i);
-        i += 1;
-    }
-    for c in set.containers_in_order() {
-        out.insert(format!("{}.container", c.name), i);
-        i += 1;
-    }
-    out
+    let names = |kind: Kind| -> Vec<&str> {
+        match kind {
+            Kind::Network => set.networks.keys().map(String::as_str).collect(),
+            Kind::Volume => set.volumes.keys().map(String::as_str).collect(),
+            Kind::Image => set.images.keys().map(String::as_str).collect(),
+            Kind::Pod => set.pods.keys().map(String::as_str).collect(),
+            Kind::Container => set
+                .containers_in_order()
+                .into_iter()
+                .map(|c| c.name.as_str())
+                .collect(),
+        }
+    };
+    Kind::ALL
+        .into_iter()
+        .flat_map(|kind| names(kind).into_iter().map(move |n| kind.file(n)))
+        .enumerate()
+        .map(|(i, file)| (file, i))
+        .collect()
 }
 
 /// Extra reasons to act on a unit whose file did not change (a secret or an
@@ -187,7 +188,7 @@ pub fn compute(
         }
     }
 
-    // Stops: containers before networks/volumes, reverse name order within.
+    // Stops: containers before networks, volumes, images and pods, reverse name order within.
     let desired_units: BTreeSet<String> = desired.keys().filter_map(|n| unit_for_file(n)).collect();
     let mut stops: Vec<(String, String)> = plan
         .remove
@@ -199,8 +200,7 @@ pub fn compute(
             stops.push((unit.clone(), reason.clone()));
         }
     }
-    let is_container_unit =
-        |u: &str| !(u.ends_with("-network.service") || u.ends_with("-volume.service"));
+    let is_container_unit = |u: &str| Kind::of_unit(u).0 == Kind::Container;
     stops.sort_by_key(|(u, _)| (!is_container_unit(u), std::cmp::Reverse(u.clone())));
     for (unit, reason) in stops {
         plan.actions.push(UnitAction {
@@ -222,6 +222,20 @@ pub fn compute(
             f.name.clone(),
             (ActionKind::Restart, format!("{} changed", f.name)),
         );
+    }
+    // A container of an `[image.NAME]` runs what `NAME.image` pulls, while
+    // its own file (`Image=NAME.image`) stays the same: it restarts too.
+    for f in plan.change.iter().filter(|f| f.name.ends_with(".image")) {
+        if same_settings(f) {
+            continue;
+        }
+        let line = format!("Image={}", f.name);
+        for (name, text) in desired.iter().filter(|(n, _)| n.ends_with(".container")) {
+            if text.lines().any(|l| l.trim() == line) {
+                todo.entry(name.clone())
+                    .or_insert((ActionKind::Restart, format!("{} changed", f.name)));
+            }
+        }
     }
     let conflicted: BTreeSet<&str> = plan
         .conflicts
@@ -362,7 +376,39 @@ mod tests {
             unit_for_file("d.volume").as_deref(),
             Some("d-volume.service")
         );
+        assert_eq!(unit_for_file("p.pod").as_deref(), Some("p-pod.service"));
+        assert_eq!(
+            unit_for_file("app.image").as_deref(),
+            Some("app-image.service")
+        );
         assert_eq!(unit_for_file("x.txt"), None);
+    }
+
+    #[test]
+    fn images_start_before_containers_and_stop_after_them() {
+        let set = load_texts(&[(
+            PathBuf::from("a.toml"),
+            "[image.app]\nimage = \"x\"\n[container.web]\nimage = { unit = \"app\" }\n".into(),
+        )])
+        .unwrap();
+        let d = desired(&[("web.container", "w"), ("app.image", "i")]);
+        let p = compute(&set, &d, &Current::default(), &Extra::default());
+        assert_eq!(
+            actions(&p),
+            ["Start app-image.service", "Start web.service"]
+        );
+        let cur = current(&[("web.container", "w"), ("app.image", "i")]);
+        let p = compute(&set, &desired(&[]), &cur, &Extra::default());
+        assert_eq!(actions(&p), ["Stop web.service", "Stop app-image.service"]);
+        // A new image: the pull, then the container that runs it.
+        let web = "[Container]\nImage=app.image\n";
+        let cur = current(&[("web.container", web), ("app.image", "Image=x:1")]);
+        let d = desired(&[("web.container", web), ("app.image", "Image=x:2")]);
+        let p = compute(&set, &d, &cur, &Extra::default());
+        assert_eq!(
+            actions(&p),
+            ["Restart app-image.service", "Restart web.service"]
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use tera::{Context, Tera};
 
 use crate::spec::keys::Table;
 use crate::spec::model::{
-    units, AutoUpdate, Container, HealthCheck, Mount, MountSource, Network, Pod, PortMapping,
-    Proto, Pull, Restart, SecretKind, SpecSet, Volume,
+    units, AutoUpdate, Container, HealthCheck, Image, Kind, Mount, MountSource, Network, Pod,
+    PortMapping, Proto, Pull, Restart, SecretKind, SpecSet, Volume,
 };
 use generic::Extra;
 pub use version::{since, PodmanVersion, VersionError};
@@ -121,7 +121,7 @@ pub enum RenderError {
     Template { unit: String, message: String },
 }
 
-/// Renders every container, network and volume of `set` for `opts.podman`.
+/// Renders every container, network, volume, pod and image of `set` for `opts.podman`.
 /// External networks render nothing.
 pub fn render(set: &SpecSet, opts: &RenderOptions) -> Result<Rendering, RenderError> {
     let mut out = Rendering::new();
@@ -147,6 +147,19 @@ pub fn render(set: &SpecSet, opts: &RenderOptions) -> Result<Rendering, RenderEr
             RenderedFile {
                 contents,
                 source: v.source.clone(),
+                unit,
+            },
+        );
+    }
+    for i in set.images.values() {
+        let unit = units::image(&i.name);
+        let view = image_view(i, opts, &unit)?;
+        let contents = render_template("image.tera", &view, &unit)?;
+        out.insert(
+            Kind::Image.file(&i.name),
+            RenderedFile {
+                contents,
+                source: i.source.clone(),
                 unit,
             },
         );
@@ -201,6 +214,7 @@ pub const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("network.tera", include_str!("../../templates/network.tera")),
     ("volume.tera", include_str!("../../templates/volume.tera")),
     ("pod.tera", include_str!("../../templates/pod.tera")),
+    ("image.tera", include_str!("../../templates/image.tera")),
 ];
 
 fn key_text(key: &str) -> String {
@@ -312,6 +326,15 @@ struct PodView {
     networks: Vec<String>,
     ports: Vec<String>,
     volumes: Vec<String>,
+    podman_args: Vec<String>,
+    extra: Extra,
+}
+
+#[derive(Serialize)]
+struct ImageView {
+    header: Header,
+    description: String,
+    image: String,
     podman_args: Vec<String>,
     extra: Extra,
 }
@@ -484,13 +507,22 @@ fn container_view(
     };
     g.need("Quadlet", since::QUADLET, || "a .container file".into())?;
 
-    // Quadlet reads an Image= ending in .image/.build as a Quadlet unit.
-    if c.image.ends_with(".image") || c.image.ends_with(".build") {
-        return Err(g.bad(
-            &c.image,
-            "ends with .image or .build, which Quadlet takes for a reference to a Quadlet unit",
-        ));
-    }
+    let image = match &c.image_unit {
+        Some(u) => {
+            g.need("Image", since::IMAGE, || {
+                format!("image = {{ unit = {u:?} }}")
+            })?;
+            Kind::Image.file(u)
+        }
+        // Quadlet reads an Image= ending in .image/.build as a Quadlet unit.
+        None if c.image.ends_with(".image") || c.image.ends_with(".build") => {
+            return Err(g.bad(
+                &c.image,
+                "ends with .image or .build, which Quadlet takes for a reference to a Quadlet unit",
+            ));
+        }
+        None => c.image.clone(),
+    };
 
     let pull = c.pull.or(opts.pull_default);
     if pull.is_some() {
@@ -668,7 +700,7 @@ fn container_view(
         after,
 
         name: c.name.clone(),
-        image: c.image.clone(),
+        image,
         pull: pull.map(|p| match p {
             Pull::Missing => "missing",
             Pull::Always => "always",
@@ -827,6 +859,30 @@ fn pod_view(
         ports: port_texts(&p.ports),
         volumes: volume_texts(set, &p.volumes, &g)?,
         podman_args,
+        extra,
+    })
+}
+
+fn image_view(i: &Image, opts: &RenderOptions, unit: &str) -> Result<ImageView, RenderError> {
+    let g = Gate {
+        unit,
+        have: opts.podman,
+    };
+    g.need("Image", since::IMAGE, || "a .image file".into())?;
+    if i.image.ends_with(".image") || i.image.ends_with(".build") {
+        return Err(g.bad(
+            &i.image,
+            "ends with .image or .build, which Quadlet takes for a reference to a Quadlet unit",
+        ));
+    }
+    let mut extra = Extra::default();
+    generic::settings(&[Table::Image], &i.settings, &g, &mut extra)?;
+    generic::raw(&i.raw, &g, &mut extra)?;
+    Ok(ImageView {
+        header: header(&i.source),
+        description: format!("deploy-agent image {}", i.name),
+        image: i.image.clone(),
+        podman_args: generic::podman_args(&i.settings),
         extra,
     })
 }

@@ -9,7 +9,7 @@
 //! releases of `tests/fixtures/quadlet-keys-podman-*.txt` (`Mask=` is
 //! accepted from 4.6 but documented from 5.0: 5.0). Keys Podman removed
 //! (`RemapUid=`, `VolatileTmp=`) or does not document (`ServiceName=`) are
-//! not listed. (No test cross-checks this table against the fixtures yet.)
+//! not listed. `.image` files came with 4.8 (`Retry=`, `RetryDelay=`: 5.5). (No test cross-checks this table against the fixtures yet.)
 
 use super::version::PodmanVersion as V;
 use crate::spec::keys::Section;
@@ -116,6 +116,22 @@ pub const KEYS: &[(Section, &str, V)] = &[
     (Section::Container, "UserNS", V::new(4, 5, 0)),
     (Section::Container, "Volume", V::new(4, 4, 0)),
     (Section::Container, "WorkingDir", V::new(4, 6, 0)),
+    (Section::Image, "AllTags", V::new(4, 8, 0)),
+    (Section::Image, "Arch", V::new(4, 8, 0)),
+    (Section::Image, "AuthFile", V::new(4, 8, 0)),
+    (Section::Image, "CertDir", V::new(4, 8, 0)),
+    (Section::Image, "ContainersConfModule", V::new(4, 8, 0)),
+    (Section::Image, "Creds", V::new(4, 8, 0)),
+    (Section::Image, "DecryptionKey", V::new(4, 8, 0)),
+    (Section::Image, "GlobalArgs", V::new(4, 8, 0)),
+    (Section::Image, "Image", V::new(4, 8, 0)),
+    (Section::Image, "ImageTag", V::new(4, 8, 0)),
+    (Section::Image, "OS", V::new(4, 8, 0)),
+    (Section::Image, "PodmanArgs", V::new(4, 8, 0)),
+    (Section::Image, "Retry", V::new(5, 5, 0)),
+    (Section::Image, "RetryDelay", V::new(5, 5, 0)),
+    (Section::Image, "TLSVerify", V::new(4, 8, 0)),
+    (Section::Image, "Variant", V::new(4, 8, 0)),
     (Section::Network, "ContainersConfModule", V::new(4, 8, 0)),
     (Section::Network, "DNS", V::new(4, 7, 0)),
     (Section::Network, "DisableDNS", V::new(4, 4, 0)),

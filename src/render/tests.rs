@@ -20,6 +20,7 @@ fn container(name: &str) -> Container {
         name: name.into(),
         source: "/etc/deploy-agent/specs/app.toml".into(),
         image: "localhost/app:1".into(),
+        image_unit: None,
         command: None,
         entrypoint: None,
         ports: vec![],

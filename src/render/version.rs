@@ -115,4 +115,6 @@ pub mod since {
     pub const NOTIFY_HEALTHY: V = V::new(5, 0, 0);
     /// `Pod=` and `.pod` files.
     pub const POD: V = V::new(5, 0, 0);
+    /// `.image` files, and `Image=NAME.image` in a `.container`.
+    pub const IMAGE: V = V::new(4, 8, 0);
 }

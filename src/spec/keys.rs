@@ -23,6 +23,7 @@ pub enum Table {
     Network,
     Volume,
     Pod,
+    Image,
 }
 
 /// A section of a rendered unit file.
@@ -33,6 +34,7 @@ pub enum Section {
     Pod,
     Network,
     Volume,
+    Image,
     Service,
     Install,
 }
@@ -45,6 +47,7 @@ impl Section {
             Section::Pod => "Pod",
             Section::Network => "Network",
             Section::Volume => "Volume",
+            Section::Image => "Image",
             Section::Service => "Service",
             Section::Install => "Install",
         }
@@ -154,10 +157,14 @@ pub const SPLIT_KEYS: &[&str] = &[
 /// Split keys whose values are paths that may start with a specifier.
 const PATH_WORD_KEYS: &[&str] = &["AddDevice", "Mount"];
 
+/// Raw keys whose values are host paths that may start with a specifier.
+const PATH_KEYS: &[&str] = &["AuthFile", "CertDir", "DecryptionKey"];
+
 fn quadlet_esc(k: &str) -> Esc {
     match k {
         "HealthStartupCmd" => Esc::Json,
         _ if PATH_WORD_KEYS.contains(&k) => Esc::PathWord,
+        _ if PATH_KEYS.contains(&k) => Esc::Path,
         _ if SPLIT_KEYS.contains(&k) => Esc::Word,
         _ => Esc::Raw,
     }
@@ -186,6 +193,7 @@ pub fn typed_for(table: Table, section: Section, quadlet_key: &str) -> Option<&'
         t => std::slice::from_ref(match t {
             Table::Pod => &Table::Pod,
             Table::Network => &Table::Network,
+            Table::Image => &Table::Image,
             _ => &Table::Volume,
         }),
     };
@@ -226,12 +234,17 @@ const fn unit(s: &'static str) -> Option<(Section, &'static str)> {
 const fn p(s: &'static str) -> Option<(Section, &'static str)> {
     Some((Section::Pod, s))
 }
+const fn i(s: &'static str) -> Option<(Section, &'static str)> {
+    Some((Section::Image, s))
+}
 
 fn any(_: &str) -> Result<(), String> {
     Ok(())
 }
 
-use Table::{Container as C, Health as H, Network as N, Pod as P, Resources as R, Volume as V};
+use Table::{
+    Container as C, Health as H, Image as I, Network as N, Pod as P, Resources as R, Volume as V,
+};
 
 /// Every spec key. Within a table, the order is the docs' order.
 pub static KEYS: &[Key] = &[
@@ -240,9 +253,11 @@ pub static KEYS: &[Key] = &[
         name: "image",
         ty: Ty::Custom,
         quadlet: Some((Section::Container, "Image")),
-        kind: "string, required",
+        kind: "string or `{ unit = \"NAME\" }`, required",
         doc: "The image reference, e.g. `docker.io/library/postgres:16`; no spaces. \
-               Renders `Image=`.",
+               Renders `Image=`. `{ unit = \"NAME\" }` (or `image.unit = \"NAME\"`): the \
+               image an `[image.NAME]` pulls, which Quadlet pulls before the container \
+               starts; renders `Image=NAME.image` (Podman 4.8).",
     },
     Key {
         table: Table::Container,
@@ -869,4 +884,40 @@ pub static KEYS: &[Key] = &[
     key(P, "unit", Ty::Custom, None, "table, default none", "Raw `[Unit]` keys; see Escape hatch."),
     key(P, "service", Ty::Custom, None, "table, default none", "Raw `[Service]` keys; see Escape hatch."),
     key(P, "install", Ty::Custom, None, "table, default none", "Raw `[Install]` keys; see Escape hatch."),
+    key(I, "image", Ty::Custom, i("Image"), "string, required",
+        "The image to pull, e.g. `\"docker.io/library/nginx:1.27\"`. Renders `Image=` (Podman 4.8)."),
+    key(I, "all_tags", Ty::Bool, i("AllTags"), "boolean, default `false`",
+        "Pull every tagged image of the repository."),
+    key(I, "arch", Ty::Str(values::check_word), i("Arch"), "string, default the host's",
+        "The architecture to pull, e.g. `\"arm64\"`."),
+    key(I, "os", Ty::Str(values::check_word), i("OS"), "string, default the host's",
+        "The operating system to pull, e.g. `\"linux\"`."),
+    key(I, "variant", Ty::Str(values::check_word), i("Variant"), "string, default none",
+        "The architecture variant to pull, e.g. `\"v7\"`."),
+    key(I, "auth_file", Ty::Str(values::check_host_file), i("AuthFile"), "path, default Podman's",
+        "The registry credentials file (`podman login --authfile`). A host path, which may \
+         start with `%h`, `%t`, ... (see Specifiers)."),
+    key(I, "cert_dir", Ty::Str(values::check_host_file), i("CertDir"), "path, default Podman's",
+        "A directory of TLS certificates (`*.crt`, `*.cert`, `*.key`) for the registry."),
+    key(I, "decryption_key", Ty::Str(values::check_host_file), i("DecryptionKey"),
+        "path, default none", "The key that decrypts an encrypted image: a file, without a \
+         passphrase (a passphrase would be a secret in the unit file)."),
+    key(I, "tls_verify", Ty::Bool, i("TLSVerify"), "boolean, default `true`",
+        "Verify the registry's certificate (`false`: an insecure registry)."),
+    key(I, "image_tag", Ty::Str(values::check_word), i("ImageTag"), "string, default none",
+        "The name the pulled image has when `image` is not a registry reference (an archive \
+         such as `docker-archive:/srv/app.tar`); containers run this name."),
+    key(I, "retry", Ty::Int(0, 1000), i("Retry"), "integer, default Podman's (3)",
+        "How often a failed pull is tried again."),
+    key(I, "retry_delay", Ty::Duration, i("RetryDelay"), "duration, default Podman's",
+        "The delay between attempts to pull."),
+    key(I, "creds", Ty::Custom, None, "refused",
+        "Refused: registry credentials written into a unit file are a secret anyone who can \
+         read the Quadlet directory can read. Use `auth_file`."),
+    key(I, "podman_args", Ty::List(values::check_word), i("PodmanArgs"), "array of strings, default none",
+        "Further `podman image pull` arguments."),
+    key(I, "quadlet", Ty::Custom, None, "table, default none", "Raw `[Image]` keys; see Escape hatch."),
+    key(I, "unit", Ty::Custom, None, "table, default none", "Raw `[Unit]` keys; see Escape hatch."),
+    key(I, "service", Ty::Custom, None, "table, default none", "Raw `[Service]` keys; see Escape hatch."),
+    key(I, "install", Ty::Custom, None, "table, default none", "Raw `[Install]` keys; see Escape hatch."),
 ];

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use super::model::{Kind, TABLES};
 use super::SpecSet;
 
 /// `file:line:col` of `key` (a spec key path such as `stop_signal` or
@@ -20,7 +21,7 @@ pub fn locate(set: &SpecSet, unit: &str, key: Option<&str>) -> Option<(PathBuf, 
         for (i, line) in f.text.lines().enumerate() {
             let t = line.trim();
             if let Some(header) = t.strip_prefix('[').and_then(|h| h.split(']').next()) {
-                let in_ours = ["container", "network", "volume", "pod"].iter().any(|k| {
+                let in_ours = TABLES.iter().any(|k| {
                     header == format!("{k}.{name}") || header.starts_with(&format!("{k}.{name}."))
                 });
                 match (in_ours, table_line) {
@@ -50,11 +51,7 @@ pub fn locate(set: &SpecSet, unit: &str, key: Option<&str>) -> Option<(PathBuf, 
 
 /// `web.service` -> `web`, `net-network.service` -> `net`, ...
 fn object_name(unit: &str) -> &str {
-    let base = unit.trim_end_matches(".service");
-    ["-network", "-volume", "-pod"]
-        .iter()
-        .find_map(|s| base.strip_suffix(s))
-        .unwrap_or(base)
+    Kind::of_unit(unit).1
 }
 
 #[cfg(test)]
@@ -96,8 +93,12 @@ mod tests {
     }
 
     #[test]
-    fn networks_volumes_and_pods_by_their_unit_names() {
-        let s = set("[network.lan]\nsubnet = \"10.0.0.0/24\"\n[volume.data]\ndriver = \"local\"\n");
+    fn networks_volumes_and_images_by_their_unit_names() {
+        let s = set("[network.lan]\nsubnet = \"10.0.0.0/24\"\n[volume.data]\ndriver = \"local\"\n[image.app]\nimage = \"x\"\nretry = 5\n");
+        assert_eq!(
+            locate(&s, "app-image.service", Some("retry")),
+            Some(("/s/a.toml".into(), 7, 1))
+        );
         assert_eq!(
             locate(&s, "lan-network.service", Some("subnet")),
             Some(("/s/a.toml".into(), 2, 1))

@@ -15,6 +15,7 @@ pub struct SpecSet {
     pub networks: BTreeMap<String, Network>,
     pub volumes: BTreeMap<String, Volume>,
     pub pods: BTreeMap<String, Pod>,
+    pub images: BTreeMap<String, Image>,
     /// The spec files read, in lexical order, with their full text.
     pub files: Vec<SpecFile>,
 }
@@ -73,6 +74,19 @@ pub struct Pod {
     pub raw: RawKeys,
 }
 
+/// `[image.NAME]` -> `NAME.image` -> `NAME-image.service`: Quadlet pulls
+/// the image before the containers that name it (`image = { unit = "NAME" }`)
+/// start.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Image {
+    pub name: String,
+    pub source: PathBuf,
+    /// The image reference pulled (`Image=`).
+    pub image: String,
+    pub settings: Settings,
+    pub raw: RawKeys,
+}
+
 /// The value of a generic key (`spec::keys`), typed by its `Ty`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Setting {
@@ -100,7 +114,12 @@ pub use super::keys::Section;
 pub struct Container {
     pub name: String,
     pub source: PathBuf,
+    /// The image reference. With `image_unit`, the `[image.NAME]`'s
+    /// `image` (filled in by validation).
     pub image: String,
+    /// `image = { unit = "NAME" }`: the `[image.NAME]` that pulls the image
+    /// (renders `Image=NAME.image`).
+    pub image_unit: Option<String>,
     /// Exec form; each element one argument. `None`: the image's default.
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
@@ -271,19 +290,106 @@ pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
 pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 
+/// The kinds of spec object: the top-level tables, their Quadlet file
+/// extensions and unit names, in start order (every unit of a kind starts
+/// before the units of the kinds after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Network,
+    Volume,
+    Image,
+    Pod,
+    Container,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Network,
+        Kind::Volume,
+        Kind::Image,
+        Kind::Pod,
+        Kind::Container,
+    ];
+
+    /// The top-level spec table, which is also the Quadlet file extension.
+    pub const fn table(self) -> &'static str {
+        match self {
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+            Kind::Image => "image",
+            Kind::Pod => "pod",
+            Kind::Container => "container",
+        }
+    }
+
+    /// What Quadlet adds to the file's stem for the unit name
+    /// (`net.network` -> `net-network.service`).
+    pub const fn unit_suffix(self) -> &'static str {
+        match self {
+            Kind::Network => "-network",
+            Kind::Volume => "-volume",
+            Kind::Image => "-image",
+            Kind::Pod => "-pod",
+            Kind::Container => "",
+        }
+    }
+
+    /// The Quadlet file of object `name`: `web.container`.
+    pub fn file(self, name: &str) -> String {
+        format!("{name}.{}", self.table())
+    }
+
+    /// The unit Quadlet makes of object `name`: `web.service`, `net-network.service`.
+    pub fn unit(self, name: &str) -> String {
+        format!("{name}{}.service", self.unit_suffix())
+    }
+
+    /// The kind of a Quadlet file extension.
+    pub fn from_ext(ext: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.table() == ext)
+    }
+
+    /// The object behind a unit name: `net-network.service` -> (Network, `net`).
+    /// A name with no kind's suffix is a container's.
+    pub fn of_unit(unit: &str) -> (Kind, &str) {
+        let base = unit.strip_suffix(".service").unwrap_or(unit);
+        Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Container)
+            .find_map(|k| base.strip_suffix(k.unit_suffix()).map(|n| (k, n)))
+            .unwrap_or((Kind::Container, base))
+    }
+}
+
+/// The top-level tables of a spec file (`Kind::table` of every kind).
+pub const TABLES: [&str; Kind::ALL.len()] = {
+    let mut out = [""; Kind::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = Kind::ALL[i].table();
+        i += 1;
+    }
+    out
+};
+
 /// Unit-name helpers shared by render, reconcile and status.
 pub mod units {
+    use super::Kind;
+
     pub fn container(name: &str) -> String {
-        format!("{name}.service")
+        Kind::Container.unit(name)
     }
     pub fn network(name: &str) -> String {
-        format!("{name}-network.service")
+        Kind::Network.unit(name)
     }
     pub fn volume(name: &str) -> String {
-        format!("{name}-volume.service")
+        Kind::Volume.unit(name)
     }
     pub fn pod(name: &str) -> String {
-        format!("{name}-pod.service")
+        Kind::Pod.unit(name)
+    }
+    pub fn image(name: &str) -> String {
+        Kind::Image.unit(name)
     }
 }
 

@@ -15,7 +15,7 @@ use super::keys::{self, Key, Section, Table, Ty};
 use super::model::*;
 use super::values;
 
-pub(crate) const TOP_KEYS: &[&str] = &["container", "network", "volume", "pod"];
+pub(crate) const TOP_KEYS: &[&str] = &TABLES;
 pub(crate) const SECRET_KEYS: &[&str] = &["name", "type", "target", "source"];
 
 /// The escape-hatch tables of a container or pod and their sections.
@@ -46,6 +46,7 @@ pub(crate) enum RefKind {
     Network,
     Volume,
     Pod,
+    Image,
 }
 
 /// A name used by a container that must resolve to something declared.
@@ -64,7 +65,19 @@ pub(crate) struct ParsedFile {
     pub networks: Vec<(Network, Loc)>,
     pub volumes: Vec<(Volume, Loc)>,
     pub pods: Vec<(Pod, Loc, Vec<Ref>)>,
+    pub images: Vec<(Image, Loc)>,
     pub errors: Vec<SpecError>,
+}
+
+/// An image reference: non-empty, no spaces.
+fn check_image_ref(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        Err(format!(
+            "invalid image reference {s:?}: it must be non-empty and contain no spaces"
+        ))
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 /// Parses one spec file's text. Never fails: problems are in `errors`.
@@ -110,6 +123,7 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
                     let (p, refs) = w.pod(name, t, &key);
                     out.pods.push((p, loc, refs));
                 }
+                "image" => out.images.push((w.image(name, t, &key, name_span), loc)),
                 _ => out.volumes.push((w.volume(name, t, &key), loc)),
             }
         }
@@ -444,6 +458,7 @@ impl<'a> Walker<'a> {
             name: name.to_string(),
             source: self.path.to_path_buf(),
             image: String::new(),
+            image_unit: None,
             command: None,
             entrypoint: None,
             ports: vec![],
@@ -478,13 +493,9 @@ impl<'a> Walker<'a> {
             match k {
                 "image" => {
                     has_image = true;
-                    if let Some(img) = self.parsed(item, key, |s| {
-                        if s.is_empty() || s.chars().any(char::is_whitespace) {
-                            Err(format!("invalid image reference {s:?}: it must be non-empty and contain no spaces"))
-                        } else {
-                            Ok(s.to_string())
-                        }
-                    }) {
+                    if item.is_table_like() {
+                        c.image_unit = self.image_unit(item, key, &mut refs);
+                    } else if let Some(img) = self.parsed(item, key, check_image_ref) {
                         c.image = img;
                     }
                 }
@@ -806,6 +817,56 @@ impl<'a> Walker<'a> {
             }
         }
         (p, refs)
+    }
+
+    /// `image = { unit = "NAME" }`: the `[image.NAME]` a container runs.
+    fn image_unit(&mut self, item: &Item, key: &str, refs: &mut Vec<Ref>) -> Option<String> {
+        let t = self.table(item, key)?;
+        let mut unit = None;
+        for (k, v, _) in self.entries(t, key, Some(&["unit"])) {
+            unit = self.refs_one(v, &join(key, k), RefKind::Image, refs);
+        }
+        if unit.is_none() && !t.contains_key("unit") {
+            self.r.error(
+                item.span(),
+                key,
+                "missing required key `unit`",
+                Some("`image = { unit = \"NAME\" }` names an [image.NAME]".into()),
+            );
+        }
+        unit
+    }
+
+    fn image(&mut self, name: &str, t: &dyn TableLike, prefix: &str, header: Span) -> Image {
+        let mut img = Image {
+            name: name.to_string(),
+            source: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        let mut has_image = false;
+        for (k, item, span) in self.entries(t, prefix, Some(&keys::names(Table::Image))) {
+            let key = join(prefix, k);
+            let key = key.as_str();
+            match k {
+                "image" => {
+                    has_image = true;
+                    img.image = self.parsed(item, key, check_image_ref).unwrap_or_default();
+                }
+                "creds" => self.r.error(
+                    span,
+                    key,
+                    "refused: registry credentials in a unit file are a secret anyone who can read the Quadlet directory can read",
+                    Some("put them in a file with `podman login --authfile FILE` and set `auth_file`".into()),
+                ),
+                "quadlet" => self.raw(item, key, Table::Image, Section::Image, &mut img.raw),
+                k => self.raw_or_generic(Table::Image, k, item, key, &mut img.settings, &mut img.raw),
+            }
+        }
+        if !has_image {
+            self.r
+                .error(header, prefix, "missing required key `image`", None);
+        }
+        img
     }
 
     fn nonzero_duration(&mut self, item: &Item, key: &str) -> Option<std::time::Duration> {
@@ -1359,6 +1420,12 @@ pub(crate) fn raw_key_ok(
         return Err((
             format!("{key}= is what a typed key renders"),
             Some(format!("use `{}` instead", typed.name)),
+        ));
+    }
+    if (section, key) == (Section::Image, "Creds") {
+        return Err((
+            "[Image] Creds= is refused: registry credentials in a unit file are a secret anyone who can read the Quadlet directory can read".into(),
+            Some("put them in a file with `podman login --authfile FILE` and set `auth_file`".into()),
         ));
     }
     if section.is_systemd() {

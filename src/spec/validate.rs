@@ -32,6 +32,7 @@ pub(crate) fn merge(
     let mut network_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut volume_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut pod_locs: BTreeMap<String, Loc> = BTreeMap::new();
+    let mut image_locs: BTreeMap<String, Loc> = BTreeMap::new();
     let mut refs: Vec<(String, Ref)> = Vec::new();
 
     fn dup(kind: &str, name: &str, first: &Loc, again: &Loc) -> SpecError {
@@ -82,28 +83,30 @@ pub(crate) fn merge(
             pod_locs.insert(p.name.clone(), loc);
             set.pods.insert(p.name.clone(), p);
         }
+        for (i, loc) in file.images {
+            if let Some(first) = image_locs.get(&i.name) {
+                errors.push(dup("image", &i.name, first, &loc));
+                continue;
+            }
+            image_locs.insert(i.name.clone(), loc);
+            set.images.insert(i.name.clone(), i);
+        }
     }
 
     // Two entries of different kinds must not end up as the same systemd unit.
     let mut unit_owner: BTreeMap<String, (String, &Loc)> = BTreeMap::new();
-    let all = container_locs
-        .iter()
-        .map(|(n, l)| (units::container(n), format!("container.{n}"), l))
-        .chain(
-            network_locs
-                .iter()
-                .map(|(n, l)| (units::network(n), format!("network.{n}"), l)),
-        )
-        .chain(
-            volume_locs
-                .iter()
-                .map(|(n, l)| (units::volume(n), format!("volume.{n}"), l)),
-        )
-        .chain(
-            pod_locs
-                .iter()
-                .map(|(n, l)| (units::pod(n), format!("pod.{n}"), l)),
-        );
+    let all = [
+        (Kind::Container, &container_locs),
+        (Kind::Network, &network_locs),
+        (Kind::Volume, &volume_locs),
+        (Kind::Pod, &pod_locs),
+        (Kind::Image, &image_locs),
+    ]
+    .into_iter()
+    .flat_map(|(kind, locs)| {
+        locs.iter()
+            .map(move |(n, l)| (kind.unit(n), format!("{}.{n}", kind.table()), l))
+    });
     for (unit, key, loc) in all {
         if let Some((other, _)) = unit_owner.get(&unit) {
             errors.push(loc.error(
@@ -125,6 +128,7 @@ pub(crate) fn merge(
             ),
             RefKind::Volume => (set.volumes.contains_key(&r.name), "volume"),
             RefKind::Pod => (set.pods.contains_key(&r.name), "pod"),
+            RefKind::Image => (set.images.contains_key(&r.name), "image"),
         };
         // The names to suggest from, listed only for a reference that does
         // not resolve: listing them for every reference made validation
@@ -140,6 +144,7 @@ pub(crate) fn merge(
                     .collect(),
                 RefKind::Volume => set.volumes.keys().map(String::as_str).collect(),
                 RefKind::Pod => set.pods.keys().map(String::as_str).collect(),
+                RefKind::Image => set.images.keys().map(String::as_str).collect(),
             }
         };
         if r.kind == RefKind::Container && &r.name == owner {
@@ -158,6 +163,7 @@ pub(crate) fn merge(
                     RefKind::Volume => format!("declare it with [volume.{}], or use an absolute host path", r.name),
                     RefKind::Container => format!("no [container.{}] in any spec file", r.name),
                     RefKind::Pod => format!("declare it with [pod.{}]", r.name),
+                    RefKind::Image => format!("declare it with [image.{}]", r.name),
                 })
             });
             errors.push(
@@ -166,6 +172,8 @@ pub(crate) fn merge(
             );
         }
     }
+
+    resolve_image_units(&mut set);
 
     for cycle in find_cycles(&set) {
         let first = &cycle[0];
@@ -180,6 +188,21 @@ pub(crate) fn merge(
         ));
     }
     set
+}
+
+/// A container that runs an `[image.NAME]` runs the image it pulls: its
+/// `image_tag` if it has one (as Quadlet resolves `Image=NAME.image`), else
+/// its `image`.
+fn resolve_image_units(set: &mut SpecSet) {
+    for c in set.containers.values_mut() {
+        let Some(img) = c.image_unit.as_ref().and_then(|u| set.images.get(u)) else {
+            continue;
+        };
+        c.image = match img.settings.get("image_tag") {
+            Some(Setting::Str(tag)) => tag.clone(),
+            _ => img.image.clone(),
+        };
+    }
 }
 
 /// Each dependency cycle once, as `a -> b -> a`, starting at its smallest name.

@@ -302,6 +302,11 @@ pub fn check_host_path(p: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// [`check_host_path`] as a key's check.
+pub fn check_host_file(p: &str) -> Result<(), String> {
+    check_host_path(p).map(|_| ())
+}
+
 /// One word without spaces.
 pub fn check_word(s: &str) -> Result<(), String> {
     if s.is_empty() || s.chars().any(char::is_whitespace) {

@@ -149,6 +149,7 @@ pub fn section_of(name: &str) -> Option<Section> {
         Section::Pod,
         Section::Network,
         Section::Volume,
+        Section::Image,
         Section::Service,
         Section::Install,
     ]

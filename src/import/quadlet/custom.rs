@@ -1,6 +1,7 @@
 //! The Quadlet keys whose spec form is not the registry's generic reading
 //! (`Ty::Custom` keys and the agent's own names): references to other unit
-//! files (`Network=x.network`, `Volume=x.volume:/p`, `Pod=x.pod`), values
+//! files (`Network=x.network`, `Volume=x.volume:/p`, `Pod=x.pod`,
+//! `Image=x.image`), values
 //! the spec types differently (`Exec=` words, `HealthCmd=`, `CPUQuota=`),
 //! keys read together (`RemapUsers=` with `RemapUid=`, a network's several
 //! `Subnet=`), and keys the agent writes itself. One function per key,
@@ -23,6 +24,8 @@ use Section::{Container as C, Install as I, Network as N, Pod as P, Service as S
 /// applies to `[Pod]` where the key is listed for `P`.
 const HANDLERS: &[(Section, &str, Handler)] = &[
     (C, "Image", image),
+    (Section::Image, "Image", |cx, e| string(cx, e, "image")),
+    (Section::Image, "Creds", creds),
     (C, "Exec", exec),
     (C, "Entrypoint", entrypoint),
     (C, "PublishPort", ports),
@@ -105,6 +108,9 @@ const HANDLERS: &[(Section, &str, Handler)] = &[
 pub fn convert(cx: &mut Ctx, section: Section, key: &str, entries: &[&Entry]) -> bool {
     let owner = match cx.kind {
         "pod" if section == C => return false,
+        // `restart`, `start_timeout`, `resources`: a container's keys; the
+        // other kinds keep their [Service] keys in the escape hatch.
+        "network" | "volume" | "image" if section == S => return false,
         _ => section,
     };
     match HANDLERS.iter().find(|(s, k, _)| *s == owner && *k == key) {
@@ -202,13 +208,26 @@ fn boolean(cx: &mut Ctx, entries: &[&Entry], key: &str) {
 
 fn image(cx: &mut Ctx, entries: &[&Entry]) {
     let e = last(entries);
-    if e.value.ends_with(".image") || e.value.ends_with(".build") {
+    if e.value.ends_with(".image") {
+        let name = cx.reference(&e.value.clone());
+        let unit = Value::Map(vec![("unit".into(), name)]);
+        return cx.set(None, "image", unit, vec![]);
+    }
+    if e.value.ends_with(".build") {
         return cx.problem(
             e,
-            "an image built or pulled by a .image/.build unit is not carried over: name the image itself",
+            "an image built by a .build unit is not carried over: build the image and name it itself",
         );
     }
     string(cx, entries, "image")
+}
+
+/// `Creds=` is a registry password in the unit file: the spec refuses it.
+fn creds(cx: &mut Ctx, entries: &[&Entry]) {
+    cx.problem(
+        last(entries),
+        "registry credentials in a unit file are not carried over (a secret): put them in a file with `podman login --authfile FILE` and set `auth_file`",
+    );
 }
 
 fn exec(cx: &mut Ctx, entries: &[&Entry]) {

@@ -3,8 +3,9 @@
 //! Stages: `unit` (parse as systemd reads a unit file, keeping lines),
 //! `convert` + `custom` (each key to a typed spec key, the escape hatch,
 //! or a located problem). This module finds the files (a directory's
-//! `.container`/`.pod`/`.network`/`.volume` files, or the files named, plus
-//! the `.network`/`.volume`/`.pod` files they reference, looked up beside
+//! `.container`/`.pod`/`.network`/`.volume`/`.image` files, or the files
+//! named, plus the `.network`/`.volume`/`.pod`/`.image` files they
+//! reference, looked up beside
 //! them), reads them through `userfile`, writes one spec file per unit
 //! file (`web.container` -> `web.container.toml`), checks the result with
 //! the spec parser, and writes it.
@@ -39,6 +40,7 @@ const KINDS: &[(&str, Table, &str, Section)] = &[
     ("pod", Table::Pod, "pod", Section::Pod),
     ("network", Table::Network, "network", Section::Network),
     ("volume", Table::Volume, "volume", Section::Volume),
+    ("image", Table::Image, "image", Section::Image),
 ];
 
 /// Unit files refused, and why.
@@ -46,10 +48,6 @@ const REFUSED: &[(&str, &str)] = &[
     (
         "kube",
         "a .kube unit runs a Kubernetes YAML; specs have no equivalent",
-    ),
-    (
-        "image",
-        "a .image unit is not carried over: name the image in the container's `image`",
     ),
     (
         "build",
@@ -194,7 +192,7 @@ fn load(path: &Path, imp: &mut Import) -> Option<Source> {
         return None;
     }
     if kind_of(path).is_none() {
-        let m = "not a .container, .pod, .network or .volume file".to_string();
+        let m = "not a .container, .pod, .network, .volume or .image file".to_string();
         fatal(imp, path, m);
         return None;
     }
@@ -222,7 +220,7 @@ fn load(path: &Path, imp: &mut Import) -> Option<Source> {
 }
 
 /// The unit files a unit names: `Network=x.network`, `Volume=x.volume:/p`,
-/// `Pod=x.pod`.
+/// `Pod=x.pod`, `Image=x.image`.
 fn references(u: &unit::Unit) -> Vec<String> {
     let mut out = Vec::new();
     for s in ["Container", "Pod"] {
@@ -232,6 +230,7 @@ fn references(u: &unit::Unit) -> Vec<String> {
                 "Network" => head.ends_with(".network"),
                 "Volume" => head.ends_with(".volume"),
                 "Pod" => head.ends_with(".pod"),
+                "Image" => e.value.ends_with(".image"),
                 _ => false,
             };
             if wanted {

@@ -54,7 +54,7 @@ fn typed_keys_escape_hatch_and_references() {
 fn what_cannot_be_carried_over_is_located() {
     let d = dir_with(&[(
         "web.container",
-        "[Container]\nImage=i.image\nExec=a\nNetwork=other.container\n[Quadlet]\nDefaultDependencies=no\n",
+        "[Container]\nImage=i.build\nExec=a\nNetwork=other.container\n[Quadlet]\nDefaultDependencies=no\n",
     )]);
     let imp = import(&[d.path().to_path_buf()]);
     let lines: Vec<(usize, &str)> = imp
