@@ -2,9 +2,13 @@
 //! Podman. A pod of two containers talking over localhost; `userns =
 //! "keep-id"` with a bind mount the container writes (the file on the host
 //! belongs to the agent's user); a device; a tmpfs; dropped capabilities and
-//! no-new-privileges, read from `/proc/1/status` inside the container.
+//! no-new-privileges, read from `/proc/1/status` inside the container; an
+//! `[image.NAME]` unit that pulls (from an OCI archive: no registry needed)
+//! before the container that runs it.
 
 mod support;
+
+use std::time::Duration;
 
 use support::{serial, stderr, stdout, Workspace};
 
@@ -151,4 +155,78 @@ command = ["sh", "-c", "echo written-inside > /data/out && exec sleep 100000"]
     assert_eq!(field("CapEff:"), "0000000000000000");
     assert_eq!(field("CapBnd:"), "0000000000000000");
     assert_eq!(field("NoNewPrivs:"), "1");
+}
+
+#[test]
+fn an_image_unit_pulls_before_the_container_that_runs_it() {
+    let _g = serial();
+    let ws = Workspace::new("stackimage");
+    let tag = "localhost/e2e-image-unit:1";
+    // An OCI archive of the test image under `tag` (Quadlet's ImageTag= is
+    // the name inside the archive): a pull that needs no registry. The tag
+    // is then removed, so only the image unit's pull can bring it back.
+    let archive = ws.root.join("busybox.tar");
+    ws.env
+        .user_ok(&["podman", "tag", "localhost/busybox:latest", tag]);
+    ws.env.user_ok(&[
+        "podman",
+        "save",
+        "-q",
+        "--format",
+        "oci-archive",
+        "-o",
+        &archive.to_string_lossy(),
+        tag,
+    ]);
+    ws.env.user_ok(&["podman", "untag", tag]);
+    let gone = ws.env.user(&["podman", "image", "exists", tag]);
+    assert!(!gone.status.success(), "{tag} is still there");
+    ws.spec(
+        "10-image.toml",
+        &format!(
+            r#"
+[image.e2e-img]
+image = "oci-archive:{}"
+image_tag = "{tag}"
+
+[container.e2e-img-web]
+image = {{ unit = "e2e-img" }}
+init = true
+ports = ["127.0.0.1:18243:8080"]
+command = ["sh", "-c", "mkdir -p /www && echo from-image-unit > /www/health && exec httpd -f -p 8080 -h /www"]
+"#,
+            archive.display()
+        ),
+    );
+    // The agent does not pull ahead an image that a .image unit pulls (it
+    // would try a registry called localhost and be held back).
+    apply_ok(&ws);
+    assert!(ws.output.join("e2e-img.image").exists());
+    assert_eq!(
+        ws.env.unit_prop("e2e-img-image.service", "ActiveState"),
+        "active"
+    );
+    // The container runs the image the unit pulled, under the unit's tag.
+    ws.env.user_ok(&["podman", "image", "exists", tag]);
+    let image = ws
+        .env
+        .user_ok(&["podman", "inspect", "-f", "{{.ImageName}}", "e2e-img-web"]);
+    assert_eq!(image.trim(), tag);
+    ws.env
+        .wait_for("the web answers", Duration::from_secs(10), || {
+            ws.curl(18243).as_deref() == Some("from-image-unit")
+        });
+    // systemd orders the container after the pull.
+    let after = ws.env.unit_prop("e2e-img-web.service", "After");
+    assert!(after.contains("e2e-img-image.service"), "{after}");
+    // Removing the spec stops the container and removes both units.
+    ws.remove_spec("10-image.toml");
+    let out = ws.agent(&["apply", "--allow-empty"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!ws.output.join("e2e-img.image").exists());
+    assert_ne!(
+        ws.env.unit_prop("e2e-img-web.service", "ActiveState"),
+        "active"
+    );
+    let _ = ws.env.user(&["podman", "rmi", "-f", tag]);
 }

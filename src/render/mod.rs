@@ -15,7 +15,7 @@ pub mod quadlet_keys;
 pub mod readiness;
 pub mod version;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -177,9 +177,10 @@ pub fn render(set: &SpecSet, opts: &RenderOptions) -> Result<Rendering, RenderEr
             },
         );
     }
+    let depended = readiness::depended_on(set);
     for c in set.containers.values() {
         let unit = units::container(&c.name);
-        let view = container_view(set, c, opts, &unit)?;
+        let view = container_view(set, &depended, c, opts, &unit)?;
         let contents = render_template("container.tera", &view, &unit)?;
         out.insert(
             format!("{}.container", c.name),
@@ -497,6 +498,7 @@ fn volume_view(v: &Volume, opts: &RenderOptions, unit: &str) -> Result<VolumeVie
 
 fn container_view(
     set: &SpecSet,
+    depended: &HashSet<&str>,
     c: &Container,
     opts: &RenderOptions,
     unit: &str,
@@ -690,7 +692,7 @@ fn container_view(
         }
     }
 
-    let ready = readiness::readiness(set, c, opts.podman, opts.agent_exe);
+    let ready = readiness::readiness(depended, c, opts.podman, opts.agent_exe);
     let r = &c.resources;
     Ok(ContainerView {
         header: header(&c.source),

@@ -17,6 +17,7 @@
 //! `TimeoutStartSec=` is widened by that budget. A container nobody depends
 //! on is unchanged: its start job ends when it runs, as before.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::spec::model::{Container, HealthCheck, SpecSet};
@@ -37,23 +38,27 @@ pub struct Readiness {
     pub start_timeout: Duration,
 }
 
-/// Whether another container of `set` requires or orders itself after `name`.
-pub fn depended_on(set: &SpecSet, name: &str) -> bool {
+/// The containers of `set` that another one requires or orders itself
+/// after: computed once per rendering (per container it would be O(n²)).
+pub fn depended_on(set: &SpecSet) -> HashSet<&str> {
     set.containers
         .values()
-        .any(|c| c.requires.iter().chain(&c.after).any(|d| d == name))
+        .flat_map(|c| c.requires.iter().chain(&c.after))
+        .map(String::as_str)
+        .collect()
 }
 
 /// The readiness gate for `c`, if it has a health check and something
-/// depends on it. `agent_exe` is the deploy-agent binary the waiter runs.
+/// depends on it (`depended`: from [`depended_on`]). `agent_exe` is the
+/// deploy-agent binary the waiter runs.
 pub fn readiness(
-    set: &SpecSet,
+    depended: &HashSet<&str>,
     c: &Container,
     podman: PodmanVersion,
     agent_exe: &str,
 ) -> Option<Readiness> {
     let h = c.health.as_ref()?;
-    if !depended_on(set, &c.name) {
+    if !depended.contains(c.name.as_str()) {
         return None;
     }
     let budget = h.start_period + h.interval * h.retries + h.timeout;
