@@ -212,28 +212,39 @@ fn keeping(v: &str, keep: &[std::ops::Range<usize>], escape: impl Fn(&str, &mut 
 
 /// [`value`], keeping a path specifier written on purpose.
 pub fn path_value(v: &str) -> Result<String, ValueError> {
-    value(v)?;
-    Ok(keeping(v, &specifier_spans(v), |s, out| {
-        double(s, true, out)
-    }))
+    let plain = value(v)?;
+    let keep = specifier_spans(v);
+    if keep.is_empty() {
+        return Ok(plain);
+    }
+    Ok(keeping(v, &keep, |s, out| double(s, true, out)))
 }
 
 /// [`word`], keeping a path specifier written on purpose.
 pub fn path_word(v: &str) -> Result<String, ValueError> {
-    word(v)?;
-    Ok(format!(
-        "\"{}\"",
-        keeping(v, &specifier_spans(v), word_inner)
-    ))
+    word_keeping(v, &specifier_spans(v))
 }
 
 /// [`word`], keeping `${NAME}` for the `names` systemd expands.
 pub fn word_expanding(v: &str, names: &[String]) -> Result<String, ValueError> {
-    word(v)?;
-    Ok(format!(
-        "\"{}\"",
-        keeping(v, &expansion_spans(v, names), word_inner)
-    ))
+    if names.is_empty() {
+        return word(v);
+    }
+    word_keeping(v, &expansion_spans(v, names))
+}
+
+/// [`word`], with the `keep` spans of `v` as written (the common case,
+/// nothing kept, costs what [`word`] does).
+fn word_keeping(v: &str, keep: &[std::ops::Range<usize>]) -> Result<String, ValueError> {
+    let plain = word(v)?;
+    if keep.is_empty() {
+        return Ok(plain);
+    }
+    let mut out = String::with_capacity(v.len() + 4);
+    out.push('"');
+    out.push_str(&keeping(v, keep, word_inner));
+    out.push('"');
+    Ok(out)
 }
 
 fn word_inner(v: &str, out: &mut String) {
