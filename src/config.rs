@@ -438,6 +438,38 @@ mod tests {
     }
 
     #[test]
+    fn systemd_version_is_read_and_a_bad_one_located() {
+        let read = |v: &str| {
+            let text = format!("[agent]\nsystemd_version = {v}\n");
+            Config::from_text(
+                &text,
+                Path::new("a.toml"),
+                &Overrides::default(),
+                &user_env(),
+            )
+        };
+        let c = read("\"252.39-1~deb12u1\"").unwrap();
+        assert_eq!(c.systemd_version, Some(crate::render::SystemdVersion(252)));
+        assert_eq!(read("\"257\"").unwrap().systemd_version.unwrap().0, 257);
+        let none = Config::from_text("", Path::new("a.toml"), &Default::default(), &user_env());
+        assert_eq!(none.unwrap().systemd_version, None);
+        let e = read("\"new\"").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "a.toml:2:19: agent.systemd_version: cannot read a systemd version from \"new\""
+            ),
+            "{e}"
+        );
+        let e = read("\"247\"").unwrap_err().to_string();
+        assert!(
+            e.starts_with("a.toml:2:19: agent.systemd_version: systemd 247 is older than"),
+            "{e}"
+        );
+        let e = read("252").unwrap_err().to_string();
+        assert!(e.starts_with("a.toml:2:19: "), "{e}");
+    }
+
+    #[test]
     fn known_keys_are_the_parsers() {
         let tables: Vec<&str> = known_keys().iter().map(|(t, _)| *t).collect();
         assert_eq!(tables, field_names::<RawConfig>());
