@@ -644,14 +644,22 @@ impl Agent {
 /// A render error with `file:line:col` of the spec that caused it, where
 /// that can be found (see [`crate::spec::locate`]).
 fn located(set: &SpecSet, e: RenderError) -> AgentError {
+    let is_key = |feature: &str| {
+        feature
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    };
     let (unit, key) = match &e {
-        RenderError::Unsupported { unit, feature, .. }
-        | RenderError::SystemdUnsupported { unit, feature, .. } => {
-            let is_key = feature
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
-            (unit.as_str(), is_key.then_some(feature.as_str()))
+        RenderError::Unsupported { unit, feature, .. } => {
+            (unit.as_str(), is_key(feature).then_some(feature.as_str()))
         }
+        // An escape-hatch key is found by its own name.
+        RenderError::SystemdUnsupported {
+            unit, feature, key, ..
+        } => (
+            unit.as_str(),
+            Some(if is_key(feature) { feature } else { key }.as_str()),
+        ),
         RenderError::BadValue { unit, .. } => (unit.as_str(), None),
         _ => return AgentError::Render(e),
     };

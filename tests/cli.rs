@@ -776,6 +776,19 @@ fn a_key_the_target_systemd_lacks_is_reported_at_its_file_and_line() {
         specs.display()
     );
     assert!(err.contains(&want), "{err}");
+    // An escape-hatch key of the table: at its own line.
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\n[container.web.service]\nEnvironment = \"A=1\"\n  OpenFile = \"/etc/hosts\"\n",
+    )
+    .unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    let want = format!(
+        "{}/a.toml:5:3: web.service: [Service] OpenFile= of the escape hatch needs systemd's \
+         OpenFile= (systemd 253 or newer), but the target is systemd 252",
+        specs.display()
+    );
+    assert!(text(&o).1.contains(&want), "{:?}", text(&o));
     // Not pinned, no manager: not checked.
     std::fs::write(&config, "").unwrap();
     let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());

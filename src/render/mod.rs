@@ -5,7 +5,9 @@
 //! filters: no value can add a key, section or line), the generated-file
 //! mark ([`MARK`], [`is_generated`]) and the Podman version targeting
 //! (`version.rs`: a key the target Podman lacks is never written; a spec
-//! that needs it is a [`RenderError::Unsupported`]).
+//! that needs it is a [`RenderError::Unsupported`]) and, where known, the
+//! systemd version targeting (`systemd_keys.rs`, the same for `[Service]`,
+//! `[Unit]` and `[Install]` keys).
 //!
 //! Output is byte-for-byte deterministic: sorted maps, no timestamps.
 
