@@ -13,7 +13,7 @@ use crate::journal::ids;
 use crate::pins::Pins;
 use crate::reconcile::apply::{self, ApplyError, Report, Target};
 use crate::reconcile::{Extra, Plan};
-use crate::render::{PodmanVersion, RenderError, RenderOptions};
+use crate::render::{PodmanVersion, RenderError, RenderOptions, SystemdVersion};
 use crate::spec::{SpecErrors, SpecSet};
 use crate::systemd::Systemd;
 
@@ -83,6 +83,10 @@ pub struct Applied {
 pub struct Agent {
     pub cfg: Config,
     pub podman: PodmanVersion,
+    /// The systemd to render for: `systemd_version` from agent.toml, else
+    /// the manager's once a command reached it ([`Agent::learn_systemd`]);
+    /// `None`: unknown, not checked.
+    pub systemd: std::cell::Cell<Option<SystemdVersion>>,
     pub job_timeout: Duration,
     /// The rollback pins in force: those that held at the last render, or
     /// those a rollback saved (see [`crate::pins`]); and whether they differ
@@ -111,12 +115,32 @@ impl Agent {
             },
         };
         Ok(Agent {
+            systemd: std::cell::Cell::new(cfg.systemd_version),
             cfg,
             podman,
             job_timeout,
             pins: Default::default(),
             specs: Default::default(),
         })
+    }
+
+    /// Takes the target systemd from the manager `sd` talks to, unless
+    /// agent.toml pins one: one property read, at each connection.
+    pub async fn learn_systemd(&self, sd: &Systemd) {
+        if self.cfg.systemd_version.is_some() {
+            return;
+        }
+        match sd.version().await.map(|v| SystemdVersion::parse(&v)) {
+            Ok(Ok(v)) => self.systemd.set(Some(v)),
+            Ok(Err(e)) => tracing::warn!("{e}; systemd keys are not checked"),
+            Err(e) => tracing::warn!("{e}; systemd keys are not checked"),
+        }
+    }
+
+    /// Refuses specs that need a newer systemd than the one learnt (for
+    /// specs rendered before the manager was reached).
+    pub fn check_systemd(&self, set: &SpecSet) -> Result<(), AgentError> {
+        crate::render::systemd_keys::check(set, self.systemd.get()).map_err(|e| located(set, e))
     }
 
     pub fn load_specs(&self) -> Result<SpecSet, AgentError> {
@@ -138,6 +162,7 @@ impl Agent {
     pub fn render_specs(&self, set: &SpecSet) -> Result<BTreeMap<String, String>, AgentError> {
         let opts = RenderOptions {
             podman: self.podman,
+            systemd: self.systemd.get(),
             agent_exe: agent_exe(),
             ..Default::default()
         };
@@ -619,13 +644,22 @@ impl Agent {
 /// A render error with `file:line:col` of the spec that caused it, where
 /// that can be found (see [`crate::spec::locate`]).
 fn located(set: &SpecSet, e: RenderError) -> AgentError {
+    let is_key = |feature: &str| {
+        feature
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    };
     let (unit, key) = match &e {
         RenderError::Unsupported { unit, feature, .. } => {
-            let is_key = feature
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
-            (unit.as_str(), is_key.then_some(feature.as_str()))
+            (unit.as_str(), is_key(feature).then_some(feature.as_str()))
         }
+        // An escape-hatch key is found by its own name.
+        RenderError::SystemdUnsupported {
+            unit, feature, key, ..
+        } => (
+            unit.as_str(),
+            Some(if is_key(feature) { feature } else { key }.as_str()),
+        ),
         RenderError::BadValue { unit, .. } => (unit.as_str(), None),
         _ => return AgentError::Render(e),
     };

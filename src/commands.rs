@@ -448,10 +448,13 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
         Scope::User
     };
     let (extra, drift_checked) = match Systemd::connect(scope).await {
-        Ok(sd) => (
-            agent.with_drift(&sd, &set, Extra::default(), false).await,
-            true,
-        ),
+        Ok(sd) => {
+            agent.learn_systemd(&sd).await;
+            (
+                agent.with_drift(&sd, &set, Extra::default(), false).await,
+                true,
+            )
+        }
         Err(e) => {
             eprintln!(
                 "note: cannot reach systemd ({e}); units stopped outside a change are not shown"
@@ -528,6 +531,11 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
+    // Rendered before the bus was reached: the manager's systemd now.
+    agent.learn_systemd(&sd).await;
+    if let Err(e) = agent.check_systemd(&set) {
+        return Ok(refuse(&e));
+    }
     // Planned once more under the lock; loaded and rendered once.
     let applied = match agent
         .apply_rendered(&sd, "apply", extra(), set, desired)

@@ -47,6 +47,7 @@ struct RawAgent {
     debounce: Option<String>,
     history: Option<u32>,
     podman_version: Option<String>,
+    systemd_version: Option<toml::Spanned<String>>,
     trusted_group: Option<String>,
     allow_empty: Option<bool>,
     pull_ahead: Option<bool>,
@@ -121,6 +122,8 @@ pub struct Config {
     pub history: u32,
     /// `podman_version` from agent.toml; `None`: detect the installed one.
     pub podman_version: Option<String>,
+    /// `systemd_version` from agent.toml; `None`: the manager's, where reached.
+    pub systemd_version: Option<crate::render::SystemdVersion>,
     /// Host budget; `None`: this machine's RAM / cores.
     pub host_memory: Option<u64>,
     pub host_cpus: Option<f64>,
@@ -277,6 +280,10 @@ impl Config {
                 ));
             }
         }
+        let systemd_version = match &a.systemd_version {
+            Some(v) => Some(systemd_version(v.get_ref()).map_err(|m| invalid(Some(v.span()), m))?),
+            None => None,
+        };
         if let Some(0) = a.history {
             return Err(invalid(
                 None,
@@ -297,6 +304,7 @@ impl Config {
             debounce,
             history: a.history.unwrap_or(20),
             podman_version: a.podman_version,
+            systemd_version,
             host_memory,
             host_cpus: raw.host.cpus,
             system: env.root,
@@ -316,6 +324,19 @@ impl Config {
             },
         })
     }
+}
+
+/// `agent.systemd_version`: a release deploy-agent supports.
+fn systemd_version(text: &str) -> Result<crate::render::SystemdVersion, String> {
+    use crate::render::SystemdVersion;
+    let v = SystemdVersion::parse(text).map_err(|e| format!("agent.systemd_version: {e}"))?;
+    if v < SystemdVersion::OLDEST_SUPPORTED {
+        return Err(format!(
+            "agent.systemd_version: systemd {v} is older than the oldest deploy-agent supports ({})",
+            SystemdVersion::OLDEST_SUPPORTED
+        ));
+    }
+    Ok(v)
 }
 
 impl Config {
@@ -414,6 +435,38 @@ mod tests {
         assert_eq!(c.podman_version.as_deref(), Some("4.9"));
         assert_eq!(c.host_memory, Some(512 << 20));
         assert_eq!(c.host_cpus, Some(2.0));
+    }
+
+    #[test]
+    fn systemd_version_is_read_and_a_bad_one_located() {
+        let read = |v: &str| {
+            let text = format!("[agent]\nsystemd_version = {v}\n");
+            Config::from_text(
+                &text,
+                Path::new("a.toml"),
+                &Overrides::default(),
+                &user_env(),
+            )
+        };
+        let c = read("\"252.39-1~deb12u1\"").unwrap();
+        assert_eq!(c.systemd_version, Some(crate::render::SystemdVersion(252)));
+        assert_eq!(read("\"257\"").unwrap().systemd_version.unwrap().0, 257);
+        let none = Config::from_text("", Path::new("a.toml"), &Default::default(), &user_env());
+        assert_eq!(none.unwrap().systemd_version, None);
+        let e = read("\"new\"").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "a.toml:2:19: agent.systemd_version: cannot read a systemd version from \"new\""
+            ),
+            "{e}"
+        );
+        let e = read("\"247\"").unwrap_err().to_string();
+        assert!(
+            e.starts_with("a.toml:2:19: agent.systemd_version: systemd 247 is older than"),
+            "{e}"
+        );
+        let e = read("252").unwrap_err().to_string();
+        assert!(e.starts_with("a.toml:2:19: "), "{e}");
     }
 
     #[test]

@@ -424,6 +424,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let Some(sd) = connect_with_backoff(scope, &mut term).await else {
         return Ok(crate::commands::EXIT_OK);
     };
+    agent.learn_systemd(&sd).await;
     let supervisor = Supervisor::new(&agent.cfg.state_dir);
     let generation = agent
         .history()
@@ -540,6 +541,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
             let Some(new) = connect_with_backoff(d.scope, &mut term).await else {
                 break;
             };
+            // A reconnect may follow a systemd upgrade (daemon-reexec).
+            d.agent.learn_systemd(&new).await;
             d.sd = new;
         }
         retry = d

@@ -753,6 +753,51 @@ fn a_key_the_target_podman_lacks_is_reported_at_its_file_and_line() {
     );
 }
 
+/// The same for a key the target systemd lacks, the target pinned in
+/// agent.toml (offline: `validate` reads no manager's version).
+#[test]
+fn a_key_the_target_systemd_lacks_is_reported_at_its_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let specs = d.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\nrestart_steps = 4\n",
+    )
+    .unwrap();
+    let config = d.path().join("agent.toml");
+    std::fs::write(&config, "[agent]\nsystemd_version = \"252\"\n").unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let want = format!(
+        "{}/a.toml:3:1: web.service: restart_steps needs systemd's RestartSteps= \
+         (systemd 254 or newer), but the target is systemd 252",
+        specs.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    // An escape-hatch key of the table: at its own line.
+    std::fs::write(
+        specs.join("a.toml"),
+        "[container.web]\nimage = \"x\"\n[container.web.service]\nEnvironment = \"A=1\"\n  OpenFile = \"/etc/hosts\"\n",
+    )
+    .unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    let want = format!(
+        "{}/a.toml:5:3: web.service: [Service] OpenFile= of the escape hatch needs systemd's \
+         OpenFile= (systemd 253 or newer), but the target is systemd 252",
+        specs.display()
+    );
+    assert!(text(&o).1.contains(&want), "{:?}", text(&o));
+    // Not pinned, no manager: not checked.
+    std::fs::write(&config, "").unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    std::fs::write(&config, "[agent]\nsystemd_version = \"254\"\n").unwrap();
+    let o = run(&["validate", "--specs", specs.to_str().unwrap()], d.path());
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+}
+
 fn fixture_schema(name: &str) -> serde_json::Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -116,6 +116,7 @@ state_dir = "~/.local/state/deploy-agent"
 debounce = "500ms"
 history = 20
 # podman_version = "5.4"
+# systemd_version = "257"
 # trusted_group = "deploy"
 allow_empty = false
 pull_ahead = true
@@ -178,6 +179,18 @@ const AGENT: &[Key] = &[
                `podman --version`, and if that fails renders for the newest version it \
                knows, with a warning. Set it when the files are rendered on one machine for \
                another, or to keep the files stable across a Podman upgrade.",
+    },
+    Key {
+        name: "systemd_version",
+        kind: "string, default: the manager's",
+        text: "The systemd version to render for, e.g. `\"252\"` (RHEL 9, Debian 12) \
+               or `\"257\"`: a spec key that writes a `[Service]`, `[Unit]` or \
+               `[Install]` key that version lacks (`restart_steps` needs 254) is an \
+               error naming both versions, as for Podman. Without it, `plan`, `apply` \
+               and the daemon take the version of the systemd they talk to; `validate` \
+               and `render`, which need no systemd, then check no systemd key. At least \
+               252, the oldest systemd of a supported distribution. Set it to check \
+               specs offline for another host.",
     },
     Key {
         name: "allow_empty",

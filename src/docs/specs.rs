@@ -31,6 +31,7 @@ pub(super) fn page(source: &str, date: &str) -> Roff {
     pods(&mut r);
     images(&mut r);
     podman_versions(&mut r);
+    systemd_versions(&mut r);
     checks(&mut r);
     escaping(&mut r);
     examples(&mut r);
@@ -292,6 +293,29 @@ fn podman_versions(r: &mut Roff) {
     );
 }
 
+fn systemd_versions(r: &mut Roff) {
+    section(r, "SYSTEMD VERSIONS");
+    para(
+        r,
+        &format!(
+            "`[Unit]`, `[Service]` and `[Install]` keys are systemd's, which ignores a key \
+             it does not know. `plan`, `apply` and the daemon render for the systemd they \
+             talk to (or `systemd_version` in agent.toml; `validate` and `render` check \
+             these keys only with it) and refuse a spec that needs a newer one, naming the \
+             key and both versions; so are the newer keys an escape hatch names. The \
+             oldest supported systemd is {}; these keys need a newer one:",
+            crate::render::SystemdVersion::OLDEST_SUPPORTED
+        ),
+    );
+    for k in registry::KEYS {
+        if let Some((section, q)) = k.quadlet.filter(|(s, _)| s.is_systemd()) {
+            if let Some(n) = crate::render::systemd_keys::needs(section, q) {
+                item(r, &n.to_string(), &format!("`{}` (`{q}=`)", k.name));
+            }
+        }
+    }
+}
+
 fn checks(r: &mut Roff) {
     section(r, "WHAT IS CHECKED");
     para(
@@ -388,10 +412,13 @@ fn keys_of(r: &mut Roff, table: Table) {
 pub(crate) fn doc_text(k: &registry::Key) -> String {
     match k.quadlet {
         Some((section, q)) if k.is_generic() => {
-            let since = crate::render::quadlet_keys::since(section, q)
-                .filter(|_| !section.is_systemd())
-                .map(|v| format!(" (Podman {}.{})", v.major, v.minor))
-                .unwrap_or_default();
+            let since = if section.is_systemd() {
+                crate::render::systemd_keys::needs(section, q).map(|n| format!(" (systemd {n})"))
+            } else {
+                crate::render::quadlet_keys::since(section, q)
+                    .map(|v| format!(" (Podman {}.{})", v.major, v.minor))
+            };
+            let since = since.unwrap_or_default();
             format!("{} Renders `{q}=` in `[{}]`{since}.", k.doc, section.name())
         }
         _ => k.doc.to_string(),
@@ -539,6 +566,39 @@ mod tests {
             &readme[a..b],
             want,
             "README.md's key reference is stale (UPDATE_README=1 rewrites it)"
+        );
+    }
+
+    /// The page and the README (generated from `doc_text`) say which keys
+    /// need a newer systemd than the oldest supported, and which one.
+    #[test]
+    fn keys_needing_a_newer_systemd_say_so() {
+        let page = page("deploy-agent 0", "2000-01-01").to_roff();
+        let text = part(&page, "SYSTEMD VERSIONS");
+        let mut n = 0;
+        for k in registry::KEYS {
+            let Some((section, q)) = k.quadlet.filter(|(s, _)| s.is_systemd()) else {
+                continue;
+            };
+            let Some(v) = crate::render::systemd_keys::needs(section, q) else {
+                assert!(!doc_text(k).contains("(systemd "), "{}", k.name);
+                continue;
+            };
+            n += 1;
+            assert!(
+                doc_text(k).contains(&format!("(systemd {v})")),
+                "{}",
+                k.name
+            );
+            assert!(
+                text.contains(&format!("\\fB{}\\fR", k.name)),
+                "{}: {text}",
+                k.name
+            );
+        }
+        assert!(
+            n >= 2,
+            "restart_steps and restart_max_delay need systemd 254"
         );
     }
 

@@ -33,7 +33,7 @@ impl Extra {
 }
 
 /// The spec words for a key in a gate's message: `health.startup_cmd`.
-fn spec_name(k: &keys::Key) -> String {
+pub(super) fn spec_name(k: &keys::Key) -> String {
     match k.table {
         Table::Resources => format!("resources.{}", k.name),
         Table::Health => format!("health.{}", k.name),
