@@ -2,7 +2,8 @@
 //! Podman. A pod of two containers talking over localhost; `userns =
 //! "keep-id"` with a bind mount the container writes (the file on the host
 //! belongs to the agent's user); a device; a tmpfs; dropped capabilities and
-//! no-new-privileges, read from `/proc/1/status` inside the container; an
+//! no-new-privileges, read from `/proc/1/status` inside the container;
+//! systemd 254's restart tuning, gated on the manager's own version; an
 //! `[image.NAME]` unit that pulls (from an OCI archive: no registry needed)
 //! before the container that runs it.
 
@@ -103,6 +104,8 @@ devices = ["/dev/null:/dev/e2e-null"]
 tmpfs = ["/scratch:size=8M"]
 cap_drop = ["ALL"]
 no_new_privileges = true
+restart_steps = 3
+restart_max_delay = "30s"
 command = ["sh", "-c", "echo written-inside > /data/out && exec sleep 100000"]
 "#,
             data.display()
@@ -155,6 +158,13 @@ command = ["sh", "-c", "echo written-inside > /data/out && exec sleep 100000"]
     assert_eq!(field("CapEff:"), "0000000000000000");
     assert_eq!(field("CapBnd:"), "0000000000000000");
     assert_eq!(field("NoNewPrivs:"), "1");
+    // systemd 254's restart tuning passed the gate against the manager's
+    // own version (read over D-Bus) and reached the unit.
+    assert_eq!(ws.env.unit_prop("e2e-keys.service", "RestartSteps"), "3");
+    assert_eq!(
+        ws.env.unit_prop("e2e-keys.service", "RestartMaxDelayUSec"),
+        "30s"
+    );
 }
 
 #[test]
@@ -178,7 +188,8 @@ fn an_image_unit_pulls_before_the_container_that_runs_it() {
         &archive.to_string_lossy(),
         tag,
     ]);
-    ws.env.user_ok(&["podman", "untag", tag]);
+    // `untag IMAGE NAME`: only that name (with no NAME it removes them all).
+    ws.env.user_ok(&["podman", "untag", tag, tag]);
     let gone = ws.env.user(&["podman", "image", "exists", tag]);
     assert!(!gone.status.success(), "{tag} is still there");
     ws.spec(
@@ -228,5 +239,5 @@ command = ["sh", "-c", "mkdir -p /www && echo from-image-unit > /www/health && e
         ws.env.unit_prop("e2e-img-web.service", "ActiveState"),
         "active"
     );
-    let _ = ws.env.user(&["podman", "rmi", "-f", tag]);
+    let _ = ws.env.user(&["podman", "untag", tag, tag]);
 }
