@@ -179,7 +179,8 @@ pub enum ImportCmd {
     /// What a spec cannot express (a `build:` without `image:`, replicas
     /// above 1, `network_mode: service:X`, a port on a random host port,
     /// ...) is refused: all of it is listed with file:line and key, and
-    /// nothing is written (exit 2) unless --partial is given.
+    /// nothing is written (exit 2); with --partial the rest is written,
+    /// and the exit status is still 2.
     ///
     /// Names: containers are PROJECT-SERVICE (or `container_name`),
     /// networks and volumes PROJECT_NAME (or their `name:`), as Compose

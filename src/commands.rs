@@ -156,7 +156,7 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 /// `import compose`: every refusal with file:line and key; exit 2 with
-/// nothing written, unless `--partial`.
+/// nothing written, unless `--partial` (the rest written, still exit 2).
 fn import_compose(args: &ComposeArgs) -> u8 {
     use crate::import::compose;
     let opts = compose::Options {
@@ -215,6 +215,8 @@ fn import_compose(args: &ComposeArgs) -> u8 {
             "left out (--partial): {} item(s), listed above",
             imp.problems.len()
         );
+        // As `import quadlet`: something was not carried over.
+        return EXIT_INVALID;
     }
     EXIT_OK
 }

@@ -193,15 +193,14 @@ fn subcommand_exit_status(name: &str) -> Vec<(u8, &'static str)> {
         "import" => vec![
             (
                 EXIT_OK,
-                "The spec files were written (`import compose --partial`: what could be \
-                 converted; the rest is listed).",
+                "Every spec file was written: nothing was left out.",
             ),
             (EXIT_FAILED, "A file could not be written."),
             (
                 EXIT_INVALID,
                 "Something in the Compose or Quadlet files cannot be expressed in a spec (each \
-                 listed with file:line and key; nothing written unless `--partial`, and `import \
-                 quadlet --partial` still exits 2), a file cannot be read or parsed, a `.kube` \
+                 listed with file:line and key; nothing written unless `--partial`, which \
+                 writes the rest and still exits 2), a file cannot be read or parsed, a `.kube` \
                  or `.build` file was named, or a usage error.",
             ),
         ],
