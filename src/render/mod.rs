@@ -411,8 +411,9 @@ struct ContainerView {
     extra: Extra,
 
     restart: &'static str,
-    /// `ExecStartPost=`: the agent's health waiter (see `readiness.rs`).
-    wait_healthy: Option<Vec<String>>,
+    /// `ExecStartPost=`: the agent's health waiter (see `readiness.rs`),
+    /// its words already escaped (one string, not a list for Tera to walk).
+    wait_healthy: Option<String>,
     timeout_start: Option<String>,
     timeout_stop: Option<String>,
     memory_max: Option<String>,
@@ -767,7 +768,10 @@ fn container_view(
             Restart::OnFailure => "on-failure",
             Restart::No => "no",
         },
-        wait_healthy: ready.as_ref().and_then(|r| r.wait_command.clone()),
+        wait_healthy: match ready.as_ref().and_then(|r| r.wait_command.as_ref()) {
+            Some(argv) => Some(escape::words(argv).map_err(|e| g.bad(&e.value, e.reason))?),
+            None => None,
+        },
         timeout_start: ready
             .as_ref()
             .map(|r| r.start_timeout)
