@@ -94,6 +94,10 @@ pub struct Agent {
     pub pins: std::cell::RefCell<(Pins, bool)>,
     /// Spec files parsed by earlier loads (the daemon loads on every change).
     specs: std::cell::RefCell<crate::spec::SpecCache>,
+    /// Units rendered by earlier renders (see `render/memo.rs`).
+    renders: std::cell::RefCell<crate::render::Memo>,
+    /// Output files read by earlier plans (see `output::scan_cached`).
+    scans: std::cell::RefCell<crate::output::ScanCache>,
 }
 
 impl Agent {
@@ -121,6 +125,8 @@ impl Agent {
             job_timeout,
             pins: Default::default(),
             specs: Default::default(),
+            renders: Default::default(),
+            scans: Default::default(),
         })
     }
 
@@ -166,7 +172,8 @@ impl Agent {
             agent_exe: agent_exe(),
             ..Default::default()
         };
-        let r = crate::render::render(set, &opts).map_err(|e| located(set, e))?;
+        let r = crate::render::render_memo(set, &opts, &mut self.renders.borrow_mut())
+            .map_err(|e| located(set, e))?;
         Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
     }
 
@@ -206,6 +213,7 @@ impl Agent {
             state_dir: &self.cfg.state_dir,
             user: !self.cfg.system,
             job_timeout: self.job_timeout,
+            scans: &self.scans,
         }
     }
 

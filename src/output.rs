@@ -4,12 +4,18 @@
 //! removed. Writes are atomic, and an apply's writes are done together
 //! (every temp file written and fsynced, renamed, one fsync of the
 //! directory): see [`update`].
+//!
+//! A [`ScanCache`] lets the daemon's scans (one per apply) skip reading the
+//! managed files whose identity did not change (see [`scan_cached`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::userfile::FileKey;
 
 /// File names Quadlet reads; anything else in the directory is ignored.
 pub const QUADLET_EXTENSIONS: &[&str] = &[
@@ -79,7 +85,36 @@ fn check_name(name: &str) -> Result<(), OutputError> {
 
 /// Scans `dir` (missing dir: empty). Symlinks are not followed.
 pub fn scan(dir: &Path) -> Result<Current, OutputError> {
+    scan_cached(dir, &mut ScanCache::default(), SystemTime::now())
+}
+
+/// Managed files by name, with the identity (device, inode, size, mtime,
+/// ctime) they had when read: any write, rename over, `chmod` or `chown`
+/// moves the ctime, which no one can set back. Only files settled when read
+/// (older than the file system's timestamp granularity) are kept.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    files: BTreeMap<String, (FileKey, String)>,
+    /// Files read by the last scan (the others were known by identity).
+    read_last: usize,
+}
+
+impl ScanCache {
+    pub fn read_last(&self) -> usize {
+        self.read_last
+    }
+}
+
+/// [`scan`], reading only the files `cache` does not know by identity, and
+/// leaving this scan's settled managed files in it (as of `now`).
+pub fn scan_cached(
+    dir: &Path,
+    cache: &mut ScanCache,
+    now: SystemTime,
+) -> Result<Current, OutputError> {
     let mut cur = Current::default();
+    let mut known = std::mem::take(&mut cache.files);
+    cache.read_last = 0;
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cur),
@@ -102,19 +137,42 @@ pub fn scan(dir: &Path) -> Result<Current, OutputError> {
         if !meta.is_file() {
             continue;
         }
-        let mut text = String::new();
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io(&path, "cannot open"))?;
-        if f.read_to_string(&mut text).is_err() || !crate::render::is_generated(&text) {
-            cur.foreign.insert(name, ForeignKind::Unmarked);
-        } else {
-            cur.managed.insert(name, text);
+        let key = FileKey::of(&meta);
+        if let Some((was, text)) = known.remove(&name).filter(|(was, _)| *was == key) {
+            cur.managed.insert(name.clone(), text.clone());
+            cache.files.insert(name, (was, text));
+            continue;
+        }
+        cache.read_last += 1;
+        match read_managed(&path)? {
+            Some((text, read_as)) => {
+                if read_as.settled(now) {
+                    cache.files.insert(name.clone(), (read_as, text.clone()));
+                }
+                cur.managed.insert(name, text);
+            }
+            None => {
+                cur.foreign.insert(name, ForeignKind::Unmarked);
+            }
         }
     }
     Ok(cur)
+}
+
+/// The text of a managed file and the identity of what was read; `None`
+/// for a file without the mark (or not text).
+fn read_managed(path: &Path) -> Result<Option<(String, FileKey)>, OutputError> {
+    let mut text = String::new();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(path, "cannot open"))?;
+    let meta = f.metadata().map_err(io(path, "cannot stat"))?;
+    if f.read_to_string(&mut text).is_err() || !crate::render::is_generated(&text) {
+        return Ok(None);
+    }
+    Ok(Some((text, FileKey::of(&meta))))
 }
 
 /// Creates the output directory (and parents) if missing.
@@ -409,5 +467,38 @@ mod tests {
         assert!(d.path().join("keep.container").exists());
         assert!(d.path().join(".notes.tmp-keep").exists());
         assert!(d.path().join(".web.conf.tmp-1").exists());
+    }
+
+    /// A cached scan equals a plain one, and reads only the files whose
+    /// identity changed (a same-size edit with the mtime set back too).
+    #[test]
+    fn a_cached_scan_reads_only_changed_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        fs::write(p("a.container"), marked("a")).unwrap();
+        fs::write(p("b.container"), marked("b")).unwrap();
+        fs::write(p("mine.container"), "[Container]\n").unwrap();
+        let mut cache = ScanCache::default();
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut check = |reads: usize| {
+            let got = scan_cached(d.path(), &mut cache, later).unwrap();
+            assert_eq!(got, scan(d.path()).unwrap());
+            assert_eq!(cache.read_last(), reads);
+        };
+        check(3);
+        check(1); // the unmarked file is read each time
+        let mtime = fs::metadata(p("b.container")).unwrap().modified().unwrap();
+        fs::write(p("b.container"), marked("c")).unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(p("b.container"))
+            .unwrap();
+        f.set_modified(mtime).unwrap();
+        check(2);
+        // The mark removed: foreign from now on.
+        fs::write(p("a.container"), "[Container]\nImage=x\n").unwrap();
+        check(2);
+        fs::remove_file(p("b.container")).unwrap();
+        check(2);
     }
 }

@@ -157,6 +157,8 @@ pub struct Target<'a> {
     pub user: bool,
     /// Per-job wait limit.
     pub job_timeout: Duration,
+    /// Output files known by identity from earlier scans.
+    pub scans: &'a std::cell::RefCell<output::ScanCache>,
 }
 
 /// Computes the plan for `desired` against the output directory, including
@@ -167,7 +169,11 @@ pub fn make_plan(
     target: &Target<'_>,
     mut extra: Extra,
 ) -> Result<Plan, ApplyError> {
-    let current = output::scan(target.output_dir)?;
+    let current = output::scan_cached(
+        target.output_dir,
+        &mut target.scans.borrow_mut(),
+        std::time::SystemTime::now(),
+    )?;
     if let Some(p) = Pending::load(target.state_dir) {
         let e = p.extra();
         extra.restart.extend(e.restart);

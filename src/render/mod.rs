@@ -13,12 +13,13 @@
 
 pub mod escape;
 mod generic;
+mod memo;
 pub mod quadlet_keys;
 pub mod readiness;
 pub mod systemd_keys;
 pub mod version;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -32,6 +33,8 @@ use crate::spec::model::{
     PortMapping, Proto, Pull, Restart, SecretKind, SpecSet, Volume,
 };
 use generic::Extra;
+pub use memo::Memo;
+use memo::Shared;
 pub use systemd_keys::{SystemdVersion, SystemdVersionError};
 pub use version::{since, PodmanVersion, VersionError};
 
@@ -145,75 +148,94 @@ pub enum RenderError {
 /// `opts.podman` (and `opts.systemd`, where known).
 /// External networks render nothing.
 pub fn render(set: &SpecSet, opts: &RenderOptions) -> Result<Rendering, RenderError> {
-    systemd_keys::check(set, opts.systemd)?;
+    render_memo(set, opts, &mut Memo::default())
+}
+
+/// [`render`], reusing from `memo` the files of units whose inputs are
+/// those of the rendering before (see `memo.rs`), and leaving this
+/// rendering's files in it.
+pub fn render_memo(
+    set: &SpecSet,
+    opts: &RenderOptions,
+    memo: &mut Memo,
+) -> Result<Rendering, RenderError> {
+    let shared = Shared::of(set);
+    memo.begin(&shared, opts);
     let mut out = Rendering::new();
     for n in set.networks.values().filter(|n| !n.external) {
-        let unit = units::network(&n.name);
-        let view = network_view(n, opts, &unit)?;
-        let contents = render_template("network.tera", &view, &unit)?;
-        out.insert(
-            format!("{}.network", n.name),
-            RenderedFile {
-                contents,
-                source: n.source.clone(),
+        let file = memo.networks.get(&n.name, n, || {
+            let unit = units::network(&n.name);
+            systemd_keys::check_one(&unit, &[Table::Network], &n.settings, &n.raw, opts.systemd)?;
+            let view = network_view(n, opts, &unit)?;
+            file_of(
+                render_template("network.tera", &view, &unit)?,
+                &n.source,
                 unit,
-            },
-        );
+            )
+        })?;
+        out.insert(format!("{}.network", n.name), file);
     }
     for v in set.volumes.values() {
-        let unit = units::volume(&v.name);
-        let view = volume_view(v, opts, &unit)?;
-        let contents = render_template("volume.tera", &view, &unit)?;
-        out.insert(
-            format!("{}.volume", v.name),
-            RenderedFile {
-                contents,
-                source: v.source.clone(),
+        let file = memo.volumes.get(&v.name, v, || {
+            let unit = units::volume(&v.name);
+            systemd_keys::check_one(&unit, &[Table::Volume], &v.settings, &v.raw, opts.systemd)?;
+            let view = volume_view(v, opts, &unit)?;
+            file_of(
+                render_template("volume.tera", &view, &unit)?,
+                &v.source,
                 unit,
-            },
-        );
+            )
+        })?;
+        out.insert(format!("{}.volume", v.name), file);
     }
     for i in set.images.values() {
-        let unit = units::image(&i.name);
-        let view = image_view(i, opts, &unit)?;
-        let contents = render_template("image.tera", &view, &unit)?;
-        out.insert(
-            Kind::Image.file(&i.name),
-            RenderedFile {
-                contents,
-                source: i.source.clone(),
+        let file = memo.images.get(&i.name, i, || {
+            let unit = units::image(&i.name);
+            systemd_keys::check_one(&unit, &[Table::Image], &i.settings, &i.raw, opts.systemd)?;
+            let view = image_view(i, opts, &unit)?;
+            file_of(
+                render_template("image.tera", &view, &unit)?,
+                &i.source,
                 unit,
-            },
-        );
+            )
+        })?;
+        out.insert(Kind::Image.file(&i.name), file);
     }
     for p in set.pods.values() {
-        let unit = units::pod(&p.name);
-        let view = pod_view(set, p, opts, &unit)?;
-        let contents = render_template("pod.tera", &view, &unit)?;
-        out.insert(
-            format!("{}.pod", p.name),
-            RenderedFile {
-                contents,
-                source: p.source.clone(),
-                unit,
-            },
-        );
+        let file = memo.pods.get(&p.name, p, || {
+            let unit = units::pod(&p.name);
+            systemd_keys::check_one(&unit, &[Table::Pod], &p.settings, &p.raw, opts.systemd)?;
+            let view = pod_view(&shared, p, opts, &unit)?;
+            file_of(render_template("pod.tera", &view, &unit)?, &p.source, unit)
+        })?;
+        out.insert(format!("{}.pod", p.name), file);
     }
-    let depended = readiness::depended_on(set);
     for c in set.containers.values() {
-        let unit = units::container(&c.name);
-        let view = container_view(set, &depended, c, opts, &unit)?;
-        let contents = render_template("container.tera", &view, &unit)?;
-        out.insert(
-            format!("{}.container", c.name),
-            RenderedFile {
-                contents,
-                source: c.source.clone(),
+        let file = memo.containers.get(&c.name, c, || {
+            let unit = units::container(&c.name);
+            systemd_keys::check_one(&unit, CONTAINER_TABLES, &c.settings, &c.raw, opts.systemd)?;
+            let view = container_view(&shared, c, opts, &unit)?;
+            file_of(
+                render_template("container.tera", &view, &unit)?,
+                &c.source,
                 unit,
-            },
-        );
+            )
+        })?;
+        out.insert(format!("{}.container", c.name), file);
     }
+    memo.end(set);
     Ok(out)
+}
+
+/// The spec tables a container's keys come from.
+const CONTAINER_TABLES: &[Table] = &[Table::Container, Table::Resources, Table::Health];
+
+fn file_of(contents: String, source: &Path, unit: String) -> Result<RenderedFile, RenderError> {
+    Ok(RenderedFile {
+        contents,
+        source: source.to_path_buf(),
+        unit,
+    })
 }
 
 // ---------------------------------------------------------------- templates
@@ -520,8 +542,7 @@ fn volume_view(v: &Volume, opts: &RenderOptions, unit: &str) -> Result<VolumeVie
 }
 
 fn container_view(
-    set: &SpecSet,
-    depended: &HashSet<&str>,
+    shared: &Shared,
     c: &Container,
     opts: &RenderOptions,
     unit: &str,
@@ -593,9 +614,9 @@ fn container_view(
         _ => None,
     };
 
-    let networks = network_refs(set, &c.networks, &g)?;
+    let networks = network_refs(shared, &c.networks, &g)?;
     let ports = port_texts(&c.ports);
-    let volumes = volume_texts(set, &c.volumes, &g)?;
+    let volumes = volume_texts(shared, &c.volumes, &g)?;
 
     let env = c
         .env
@@ -715,7 +736,7 @@ fn container_view(
         }
     }
 
-    let ready = readiness::readiness(depended, c, opts.podman, opts.agent_exe);
+    let ready = readiness::readiness(&shared.depended, c, opts.podman, opts.agent_exe);
     let r = &c.resources;
     Ok(ContainerView {
         header: header(&c.source),
@@ -799,11 +820,11 @@ fn container_view(
 }
 
 /// `Network=` values: a declared network's `.network` unit, else the plain name.
-fn network_refs(set: &SpecSet, names: &[String], g: &Gate) -> Result<Vec<String>, RenderError> {
+fn network_refs(shared: &Shared, names: &[String], g: &Gate) -> Result<Vec<String>, RenderError> {
     names
         .iter()
-        .map(|n| match set.networks.get(n) {
-            Some(net) if !net.external => Ok(format!("{n}.network")),
+        .map(|n| match shared.networks.get(n) {
+            Some(false) => Ok(format!("{n}.network")),
             _ if n.ends_with(".network") || n.ends_with(".container") => Err(g.bad(
                 n,
                 "names an external network ending in .network or .container, which Quadlet takes for a Quadlet unit",
@@ -834,12 +855,12 @@ fn port_texts(ports: &[PortMapping]) -> Vec<String> {
 }
 
 /// `Volume=` values: a declared volume's `.volume` unit, else the name or path.
-fn volume_texts(set: &SpecSet, mounts: &[Mount], g: &Gate) -> Result<Vec<String>, RenderError> {
+fn volume_texts(shared: &Shared, mounts: &[Mount], g: &Gate) -> Result<Vec<String>, RenderError> {
     mounts
         .iter()
         .map(|m| {
             let src = match &m.source {
-                MountSource::Volume(v) if set.volumes.contains_key(v) => format!("{v}.volume"),
+                MountSource::Volume(v) if shared.volumes.contains(v) => format!("{v}.volume"),
                 MountSource::Volume(v) => v.clone(),
                 MountSource::Host(p) => p.to_string_lossy().into_owned(),
             };
@@ -860,7 +881,7 @@ fn volume_texts(set: &SpecSet, mounts: &[Mount], g: &Gate) -> Result<Vec<String>
 }
 
 fn pod_view(
-    set: &SpecSet,
+    shared: &Shared,
     p: &Pod,
     opts: &RenderOptions,
     unit: &str,
@@ -883,9 +904,9 @@ fn pod_view(
         header: header(&p.source),
         description: format!("deploy-agent pod {}", p.name),
         name: p.name.clone(),
-        networks: network_refs(set, &p.networks, &g)?,
+        networks: network_refs(shared, &p.networks, &g)?,
         ports: port_texts(&p.ports),
-        volumes: volume_texts(set, &p.volumes, &g)?,
+        volumes: volume_texts(shared, &p.volumes, &g)?,
         podman_args,
         extra,
     })

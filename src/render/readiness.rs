@@ -40,11 +40,11 @@ pub struct Readiness {
 
 /// The containers of `set` that another one requires or orders itself
 /// after: computed once per rendering (per container it would be O(n²)).
-pub fn depended_on(set: &SpecSet) -> HashSet<&str> {
+pub fn depended_on(set: &SpecSet) -> HashSet<String> {
     set.containers
         .values()
         .flat_map(|c| c.requires.iter().chain(&c.after))
-        .map(String::as_str)
+        .cloned()
         .collect()
 }
 
@@ -52,13 +52,13 @@ pub fn depended_on(set: &SpecSet) -> HashSet<&str> {
 /// depends on it (`depended`: from [`depended_on`]). `agent_exe` is the
 /// deploy-agent binary the waiter runs.
 pub fn readiness(
-    depended: &HashSet<&str>,
+    depended: &HashSet<String>,
     c: &Container,
     podman: PodmanVersion,
     agent_exe: &str,
 ) -> Option<Readiness> {
     let h = c.health.as_ref()?;
-    if !depended.contains(c.name.as_str()) {
+    if !depended.contains(&c.name) {
         return None;
     }
     let budget = h.start_period + h.interval * h.retries + h.timeout;

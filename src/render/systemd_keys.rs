@@ -215,8 +215,12 @@ pub fn needs(section: Section, key: &str) -> Option<u32> {
 /// Refuses the first systemd key of `set` that `have` lacks: a generic
 /// spec key (`restart_steps`) or an escape-hatch key in [`KEYS`]. `None`:
 /// the target is unknown, nothing is refused.
+/// Rendering checks each unit it renders the same way; this is for specs
+/// rendered before the target was known.
 pub fn check(set: &SpecSet, have: Option<SystemdVersion>) -> Result<(), RenderError> {
-    let Some(have) = have else { return Ok(()) };
+    if have.is_none() {
+        return Ok(());
+    }
     const CONTAINER: &[Table] = &[Table::Container, Table::Resources, Table::Health];
     for c in set.containers.values() {
         check_one(
@@ -266,13 +270,15 @@ pub fn check(set: &SpecSet, have: Option<SystemdVersion>) -> Result<(), RenderEr
     Ok(())
 }
 
-fn check_one(
+/// [`check`] for one unit (`tables`: where its spec keys come from).
+pub(super) fn check_one(
     unit: &str,
     tables: &[Table],
     settings: &Settings,
     raw: &RawKeys,
-    have: SystemdVersion,
+    have: Option<SystemdVersion>,
 ) -> Result<(), RenderError> {
+    let Some(have) = have else { return Ok(()) };
     let refuse = |key: &str, needs: u32, feature: String| RenderError::SystemdUnsupported {
         unit: unit.to_string(),
         key: key.to_string(),

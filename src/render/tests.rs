@@ -1176,3 +1176,60 @@ fn the_agent_waits_where_podman_cannot() {
     );
     assert!(api.contains("\nTimeoutStartSec=47s\n"), "{api}");
 }
+
+/// Rendering through a memo gives exactly what a plain rendering gives, and
+/// renders again only the units whose own spec changed, or every unit when
+/// what they read of each other (or the options) changed.
+#[test]
+fn a_memo_renders_again_only_what_changed_and_equals_a_plain_render() {
+    let specs = |web_env: &str, web_deps: &str, net: &str| {
+        let files = [
+            (
+                "/s/00-net.toml",
+                format!("[network.net]\n{net}\n[volume.data]\n"),
+            ),
+            (
+                "/s/10-db.toml",
+                String::from(
+                    "[container.db]\nimage = \"localhost/db\"\nnetworks = [\"net\"]\n\
+                     volumes = [\"data:/d\"]\n\
+                     [container.db.health]\ntcp = \"127.0.0.1:5432\"\n",
+                ),
+            ),
+            (
+                "/s/20-web.toml",
+                format!(
+                    "[container.web]\nimage = \"localhost/web\"\n{web_deps}\n\
+                     env = {{ A = \"{web_env}\" }}\n"
+                ),
+            ),
+        ];
+        let files: Vec<(PathBuf, String)> =
+            files.iter().map(|(p, t)| (p.into(), t.clone())).collect();
+        crate::spec::load_texts(&files).unwrap()
+    };
+    let mut memo = Memo::default();
+    let mut check = |set: &SpecSet, o: &RenderOptions, rendered: usize| {
+        let got = render_memo(set, o, &mut memo).unwrap();
+        assert_eq!(got, render(set, o).unwrap());
+        assert_eq!(memo.rendered_last(), rendered);
+    };
+    let o = opts(V5_4);
+    check(&specs("1", "", ""), &o, 4);
+    check(&specs("1", "", ""), &o, 0);
+    // One container's own spec.
+    check(&specs("2", "", ""), &o, 1);
+    // Who depends on whom (db's waiter appears): everything again.
+    let both = specs("2", "requires = [\"db\"]", "");
+    check(&both, &o, 4);
+    check(&both, &o, 0);
+    // The network made external: Network= names it plainly, everything again.
+    check(&specs("2", "requires = [\"db\"]", "external = true"), &o, 3);
+    // Other options: everything again.
+    check(&both, &opts(V4_9), 4);
+    // A unit removed is forgotten, and rendered when it comes back.
+    let mut without_web = both.clone();
+    without_web.containers.remove("web");
+    check(&without_web, &opts(V4_9), 3);
+    check(&both, &opts(V4_9), 4);
+}
