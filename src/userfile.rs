@@ -173,7 +173,7 @@ impl FileKey {
     /// Timestamps are only as fine as the file system keeps them (a kernel
     /// tick on ext4 or XFS, 2 s on FAT): a file written again within that
     /// time can keep both, so a digest of a file that recent is not cached.
-    fn settled(&self, now: SystemTime) -> bool {
+    pub fn settled(&self, now: SystemTime) -> bool {
         let now = match now.duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_nanos() as i128,
             Err(_) => return false,

@@ -1,23 +1,43 @@
 //! Parsed spec files kept between loads (the daemon loads the specs on
-//! every change): a file is parsed again only when its text changed. Every
-//! file is still read (through the same checks as an uncached load: who may
-//! write it, regular file, size cap) and compared whole with the text it was
-//! parsed from, so an edit that keeps the size and modification time is
-//! seen too; the cross-file checks run over every file each time, so the
-//! result is exactly what an uncached load gives.
+//! every change): a file is read again only when its identity changed, and
+//! parsed again only when its text changed.
+//!
+//! Identity is what `lstat` says of the path: device, inode, size, mtime and
+//! ctime ([`FileKey`]). Any write, rename over it, `chmod` or `chown` moves
+//! its ctime, which no one can set back, so an unchanged identity means the
+//! same bytes and the same owner and mode the trust check accepted. It is
+//! remembered only for a file that was settled when read (older than the
+//! file system's timestamp granularity: see `FileKey::settled`), and never
+//! for a symlink (its target can change under the same link); such files
+//! are read through the same checks as an uncached load every time and
+//! compared whole with the text they were parsed from. The cross-file
+//! checks run over every file each time, so the result is exactly what an
+//! uncached load gives.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::parse::{parse_file, ParsedFile};
 use super::SpecFile;
+use crate::userfile::FileKey;
 
 #[derive(Debug, Default)]
 pub struct SpecCache {
-    /// Path -> (text parsed, what parsing it gave).
-    files: BTreeMap<PathBuf, (String, ParsedFile)>,
+    files: BTreeMap<PathBuf, Entry>,
     /// Files parsed by the last load (for tests and the benchmarks).
     parsed_last: usize,
+    /// Files read by the last load.
+    read_last: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// The text parsed.
+    text: String,
+    /// What parsing it gave.
+    parsed: ParsedFile,
+    /// The file's identity when it was read, if settled then.
+    key: Option<FileKey>,
 }
 
 impl SpecCache {
@@ -26,27 +46,58 @@ impl SpecCache {
         self.parsed_last
     }
 
-    /// The parse of each of `files`: cached when the text is the same;
-    /// forgets files no longer given.
-    pub(super) fn parse(&mut self, files: &[SpecFile]) -> Vec<ParsedFile> {
+    /// How many files the last load read (the others were known by identity).
+    pub fn read_last(&self) -> usize {
+        self.read_last
+    }
+
+    /// The text of `path` and its identity as last read, if `lstat` finds
+    /// it as it was then (a regular file with the same identity). Counts a
+    /// read otherwise.
+    pub(super) fn known(&mut self, path: &Path) -> Option<(String, FileKey)> {
+        let known = self.files.get(path).and_then(|e| {
+            let key = e.key?;
+            let meta = std::fs::symlink_metadata(path).ok()?;
+            (meta.file_type().is_file() && FileKey::of(&meta) == key).then(|| (e.text.clone(), key))
+        });
+        if known.is_none() {
+            self.read_last += 1;
+        }
+        known
+    }
+
+    /// The parse of each of `files` (with the identity to remember for
+    /// each: `None` when not settled): cached when the text is the same;
+    /// forgets files no longer given. Ends a load.
+    pub(super) fn parse(&mut self, files: &[(SpecFile, Option<FileKey>)]) -> Vec<ParsedFile> {
         self.parsed_last = 0;
         let mut kept = BTreeMap::new();
         let parsed = files
             .iter()
-            .map(|f| {
-                let entry = match self.files.remove(&f.path) {
-                    Some((text, parsed)) if text == f.text => (text, parsed),
+            .map(|(f, read_as)| {
+                let mut entry = match self.files.remove(&f.path) {
+                    Some(e) if e.text == f.text => e,
                     _ => {
                         self.parsed_last += 1;
-                        (f.text.clone(), parse_file(&f.path, &f.text))
+                        Entry {
+                            text: f.text.clone(),
+                            parsed: parse_file(&f.path, &f.text),
+                            key: None,
+                        }
                     }
                 };
-                let out = entry.1.clone();
+                entry.key = *read_as;
+                let out = entry.parsed.clone();
                 kept.insert(f.path.clone(), entry);
                 out
             })
             .collect();
         self.files = kept;
         parsed
+    }
+
+    /// Starts a load.
+    pub(super) fn begin(&mut self) {
+        self.read_last = 0;
     }
 }

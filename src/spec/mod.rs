@@ -18,6 +18,9 @@ pub mod values;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::userfile::FileKey;
 
 pub use cache::SpecCache;
 pub use diag::{did_you_mean, line_col, Loc, SpecError, SpecErrors};
@@ -38,8 +41,8 @@ pub fn load_dir(dir: &Path) -> Result<SpecSet, SpecErrors> {
 /// write them (see [`Trust`]).
 pub fn load_dir_trusting(dir: &Path, trust: &Trust) -> Result<SpecSet, SpecErrors> {
     let mut errors = Vec::new();
-    let files = read_dir(dir, trust, &mut errors);
-    let set = build(files, &mut errors);
+    let files = read_dir(dir, trust, None, SystemTime::now(), &mut errors);
+    let set = build(files.into_iter().map(|(f, _)| f).collect(), &mut errors);
     if errors.is_empty() {
         Ok(set)
     } else {
@@ -54,9 +57,21 @@ pub fn load_dir_cached(
     trust: &Trust,
     cache: &mut SpecCache,
 ) -> Result<SpecSet, SpecErrors> {
+    load_dir_cached_at(dir, trust, cache, SystemTime::now())
+}
+
+/// [`load_dir_cached`] with files settled as of `now` (tests move it on).
+fn load_dir_cached_at(
+    dir: &Path,
+    trust: &Trust,
+    cache: &mut SpecCache,
+    now: SystemTime,
+) -> Result<SpecSet, SpecErrors> {
     let mut errors = Vec::new();
-    let files = read_dir(dir, trust, &mut errors);
+    cache.begin();
+    let files = read_dir(dir, trust, Some(cache), now, &mut errors);
     let parsed = cache.parse(&files);
+    let files = files.into_iter().map(|(f, _)| f).collect();
     let set = validate::merge(parsed, files, &mut errors);
     if errors.is_empty() {
         Ok(set)
@@ -110,7 +125,15 @@ pub fn is_spec_file_name(p: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".toml") && !n.starts_with('.') && n.len() > 5)
 }
 
-fn read_dir(dir: &Path, trust: &Trust, errors: &mut Vec<SpecError>) -> Vec<SpecFile> {
+/// The spec files of `dir`, each with the identity a cache may remember it
+/// by (see `cache.rs`): read, or known to `cache` by that identity.
+fn read_dir(
+    dir: &Path,
+    trust: &Trust,
+    mut cache: Option<&mut SpecCache>,
+    now: SystemTime,
+    errors: &mut Vec<SpecError>,
+) -> Vec<(SpecFile, Option<FileKey>)> {
     let here = Loc::file(dir);
     let meta = match fs::metadata(dir) {
         Ok(m) => m,
@@ -136,41 +159,52 @@ fn read_dir(dir: &Path, trust: &Trust, errors: &mut Vec<SpecError>) -> Vec<SpecF
     };
     let mut files = Vec::new();
     for path in names {
+        if let Some((text, key)) = cache.as_mut().and_then(|c| c.known(&path)) {
+            files.push((SpecFile { path, text }, Some(key)));
+            continue;
+        }
         match read_spec_file(&path, trust) {
-            Ok(text) => files.push(SpecFile { path, text }),
+            Ok((text, key)) => {
+                let key = key.filter(|k| k.settled(now));
+                files.push((SpecFile { path, text }, key));
+            }
             Err(e) => errors.push(e),
         }
     }
     files
 }
 
+/// The text of a spec file, and its identity when it is not a symlink.
 // The error is built once per bad file; its size does not matter.
 #[allow(clippy::result_large_err)]
-fn read_spec_file(path: &Path, trust: &Trust) -> Result<String, SpecError> {
+fn read_spec_file(path: &Path, trust: &Trust) -> Result<(String, Option<FileKey>), SpecError> {
     let here = Loc::file(path);
     // Opened without blocking (a FIFO, a device or a file over the cap is
     // refused) and checked on the open file: what is read is what was checked.
     let file = crate::userfile::open(path, MAX_SPEC_FILE_BYTES)
         .map_err(|e| here.error("", spec_file_problem(e), None))?;
-    trust
+    let link = trust
         .check_spec_file(path)
         .map_err(|e| here.error("", e, None))?;
+    let key = (!link).then(|| file.key());
     let bytes = file
         .read_all()
         .map_err(|e| here.error("", spec_file_problem(e), None))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-        let (line, col) = line_col(&text, text.len());
-        SpecError {
-            file: path.to_path_buf(),
-            line: Some(line),
-            col: Some(col),
-            key: None,
-            message: "is not valid UTF-8".into(),
-            hint: None,
-        }
-    })
+    String::from_utf8(bytes)
+        .map(|text| (text, key))
+        .map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            let (line, col) = line_col(&text, text.len());
+            SpecError {
+                file: path.to_path_buf(),
+                line: Some(line),
+                col: Some(col),
+                key: None,
+                message: "is not valid UTF-8".into(),
+                hint: None,
+            }
+        })
 }
 
 /// Why a spec file was not read, in the words of the other spec errors.

@@ -697,3 +697,52 @@ fn a_cached_load_parses_only_changed_files_and_equals_an_uncached_one() {
     write("10-net.toml", "[network.backend]\n");
     check(&mut cache, 1);
 }
+
+/// A settled file whose identity did not change is not read again; any
+/// write, `chmod` or replacement moves the identity, and is seen.
+#[test]
+fn a_cached_load_reads_only_files_whose_identity_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let path = |name: &str| d.path().join(name);
+    let write = |name: &str, text: &str| std::fs::write(path(name), text).unwrap();
+    write("10-a.toml", "[container.a]\nimage = \"localhost/a\"\n");
+    write("20-b.toml", "[container.b]\nimage = \"localhost/b\"\n");
+    let trust = Trust::this_process();
+    let mut cache = SpecCache::default();
+    // As if every file were older than the timestamp granularity.
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    let mut load = |reads: usize, parses: usize| {
+        let got = load_dir_cached_at(d.path(), &trust, &mut cache, later);
+        assert_eq!((cache.read_last(), cache.parsed_last()), (reads, parses));
+        match (got, load_dir(d.path())) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("cached {a:?} vs uncached {b:?}"),
+        }
+    };
+    load(2, 2);
+    load(0, 0);
+    // Same size, mtime set back: the ctime moved.
+    let mtime = fs::metadata(path("20-b.toml")).unwrap().modified().unwrap();
+    write("20-b.toml", "[container.b]\nimage = \"localhost/c\"\n");
+    fs::File::options()
+        .write(true)
+        .open(path("20-b.toml"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    load(1, 1);
+    load(0, 0);
+    // Made writable by everyone: read again, and refused as uncached.
+    fs::set_permissions(path("10-a.toml"), fs::Permissions::from_mode(0o666)).unwrap();
+    load(1, 0);
+    fs::set_permissions(path("10-a.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+    load(1, 1); // a refused file is forgotten
+    load(0, 0);
+    // Replaced by a symlink to the same text: read every time.
+    fs::rename(path("20-b.toml"), d.path().join("b.real")).unwrap();
+    std::os::unix::fs::symlink("b.real", path("20-b.toml")).unwrap();
+    load(1, 0);
+    load(1, 0);
+}

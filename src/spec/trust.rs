@@ -51,11 +51,14 @@ impl Trust {
 
     /// A spec file; when it is a symlink, the link and the directories
     /// holding its target too (the specs directory itself is checked by
-    /// [`check_specs_dir`](Self::check_specs_dir)).
-    pub fn check_spec_file(&self, path: &Path) -> Result<(), String> {
+    /// [`check_specs_dir`](Self::check_specs_dir)). Returns whether it is
+    /// a symlink.
+    pub fn check_spec_file(&self, path: &Path) -> Result<bool, String> {
         let link = fs::symlink_metadata(path).map_err(|e| format!("cannot read: {e}"))?;
         if !link.file_type().is_symlink() {
-            return self.check_meta(path, &link, "spec file", false);
+            return self
+                .check_meta(path, &link, "spec file", false)
+                .map(|()| false);
         }
         self.check_links(path)?;
         let real = fs::canonicalize(path).map_err(|e| format!("cannot resolve: {e}"))?;
@@ -63,7 +66,7 @@ impl Trust {
         for above in real.ancestors().skip(1) {
             self.check(above, "directory above the spec file", true)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Every symlink met while resolving `path` (links to links included).
