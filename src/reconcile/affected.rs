@@ -32,10 +32,6 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
         .chain(plan.remove.iter().map(|f| &f.name))
         .map(String::as_str)
         .collect();
-    let refs: BTreeMap<&str, BTreeSet<String>> = desired
-        .iter()
-        .map(|(name, text)| (name.as_str(), named(name, text, &files)))
-        .collect();
     let written: BTreeSet<&str> = plan
         .add
         .iter()
@@ -47,11 +43,20 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
         .copied()
         .chain(plan.remove.iter().map(|f| f.name.as_str()))
         .collect();
+    // A file names a touched one only if its text contains that name: the
+    // words of every other file are not split (cost of the change, not of
+    // the host).
     let mut todo: Vec<&str> = written.iter().copied().collect();
     todo.extend(
-        refs.iter()
-            .filter(|(_, r)| r.iter().any(|n| touched.contains(n.as_str())))
-            .map(|(name, _)| *name),
+        desired
+            .iter()
+            .filter(|(_, text)| touched.iter().any(|t| text.contains(t)))
+            .filter(|(name, text)| {
+                named(name, text, &files)
+                    .iter()
+                    .any(|n| touched.contains(n.as_str()))
+            })
+            .map(|(name, _)| name.as_str()),
     );
     let mut out = BTreeMap::new();
     while let Some(name) = todo.pop() {
@@ -59,7 +64,11 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
             continue;
         };
         if out.insert(name.to_string(), text.clone()).is_none() {
-            todo.extend(refs[name].iter().map(String::as_str));
+            todo.extend(
+                named(name, text, &files)
+                    .into_iter()
+                    .filter_map(|n| files.get(n.as_str()).copied()),
+            );
         }
     }
     out
