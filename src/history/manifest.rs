@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::objects::Objects;
 use super::HistoryError;
 
-/// How many buckets a file list is split into.
+/// How many buckets a file list is split into. Part of the layout, with
+/// [`bucket`]: pruning finds every name of an object in the manifests a
+/// record files under that object's bucket, so another split needs records
+/// that say which one they use.
 pub const BUCKETS: u8 = 64;
 
 /// The bucket of an object: its hash's first byte, folded.

@@ -1,5 +1,6 @@
 //! The history's content store: each distinct file text (a spec as read, a
-//! rendered file) kept once, in a file named by the SHA-256 of its bytes.
+//! rendered file, a generation's file list) kept once, in a file named by
+//! the SHA-256 of its bytes.
 //! Generations name objects; an object is written before any generation
 //! names it (temp file, rename), so a crash leaves at worst an object no
 //! generation names, which the next sweep removes.
