@@ -696,7 +696,7 @@ fn history(cfg: Config, json: bool) -> Result<u8> {
             format!("{:?}", m.outcome).to_lowercase(),
             format!("{:?}", m.health).to_lowercase(),
             m.origin,
-            m.files.len()
+            m.file_count
         );
         for e in m.errors.iter().chain(&m.note) {
             println!("      {e}");

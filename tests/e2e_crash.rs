@@ -139,15 +139,23 @@ fn crash_then_converge(i: usize, failpoint: &str) {
         .max_by_key(|g| g["generation"].as_u64())
         .unwrap();
     let n = newest["generation"].as_u64().unwrap();
-    // The generation names its rendered files' objects (by SHA-256).
+    // The generation names its file lists, which name its rendered files'
+    // objects (all by SHA-256).
     let gens_dir = ws.state.join("generations");
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(gens_dir.join(format!("{n:06}/meta.json"))).unwrap(),
-    )
-    .unwrap();
-    let object = record["objects"]["rendered"][format!("{a}.container")]
-        .as_str()
-        .unwrap_or_else(|| panic!("{failpoint}: generation {n} names no {a}.container"));
+    let json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let record = json(gens_dir.join(format!("{n:06}/meta.json")));
+    let name = format!("{a}.container");
+    let object = record["manifests"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .map(|m| json(gens_dir.join("objects").join(m.as_str().unwrap())))
+        .flat_map(|list| list["rendered"].as_array().cloned().unwrap_or_default())
+        .find(|entry| entry[0] == name.as_str())
+        .and_then(|entry| entry[1].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("{failpoint}: generation {n} names no {name}"));
     let rendered = gens_dir.join("objects").join(object);
     assert!(
         std::fs::read_to_string(&rendered)

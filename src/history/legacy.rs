@@ -4,9 +4,11 @@
 //! [`History::migrate`] moves them to objects.
 //!
 //! Migrating one generation, each step safe to be cut short by a crash:
-//! 1. store its files as objects (an object no generation names yet is
-//!    harmless: the next sweep removes it if nothing comes to name it);
-//! 2. rewrite its `meta.json` naming them (temp file, rename: the switch);
+//! 1. store its files as objects, and their manifests (an object no
+//!    generation names yet is harmless: the next sweep removes it if
+//!    nothing comes to name it);
+//! 2. rewrite its `meta.json` naming the manifests (temp file, rename: the
+//!    switch);
 //! 3. remove the old copies. A generation whose record names objects but
 //!    still has old copies was cut short here: step 3 is done again.
 
@@ -14,14 +16,17 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{io, step, Content, History, HistoryError, Meta};
+use super::{io, step, History, HistoryError};
 
 const OLD_DIRS: [&str; 2] = ["specs", "rendered"];
 
-/// The rendered files of an old generation in `dir`.
-pub(super) fn rendered(dir: &Path, meta: &Meta) -> Result<BTreeMap<String, String>, HistoryError> {
+/// The rendered files `files` of an old generation in `dir`.
+pub(super) fn rendered(
+    dir: &Path,
+    files: &[String],
+) -> Result<BTreeMap<String, String>, HistoryError> {
     let dir = dir.join("rendered");
-    meta.files
+    files
         .iter()
         .map(|name| {
             let p = dir.join(name);
@@ -33,10 +38,10 @@ pub(super) fn rendered(dir: &Path, meta: &Meta) -> Result<BTreeMap<String, Strin
         .collect()
 }
 
-/// The spec files of an old generation in `dir`: (original path, text).
-pub(super) fn specs(dir: &Path, meta: &Meta) -> Result<Vec<(PathBuf, String)>, HistoryError> {
+/// The spec files `paths` of an old generation in `dir`: (original path, text).
+pub(super) fn specs(dir: &Path, paths: &[String]) -> Result<Vec<(PathBuf, String)>, HistoryError> {
     let dir = dir.join("specs");
-    meta.spec_files
+    paths
         .iter()
         .enumerate()
         .map(|(i, path)| {
@@ -74,20 +79,14 @@ impl History {
 
     fn migrate_one(&self, n: u64, dir: &Path) -> Result<(), HistoryError> {
         let mut record = self.record_of(n)?;
-        if record.objects.is_none() {
-            let objects = self.objects();
-            let content = Content {
-                specs: specs(dir, &record.meta)?
-                    .iter()
-                    .map(|(_, text)| objects.put(text))
-                    .collect::<Result<_, _>>()?,
-                rendered: rendered(dir, &record.meta)?
-                    .iter()
-                    .map(|(name, text)| Ok((name.clone(), objects.put(text)?)))
-                    .collect::<Result<_, HistoryError>>()?,
-            };
+        if record.objects.is_none() && record.manifests.is_none() {
+            let specs = specs(dir, &record.spec_files)?;
+            let rendered = rendered(dir, &record.files)?;
+            let manifests = self.store(&specs, &rendered, &Default::default())?;
             step!("migrate-after-objects");
-            record.objects = Some(content);
+            record.manifests = Some(manifests);
+            record.spec_files.clear();
+            record.files.clear();
             Self::write_record(dir, &record)?;
             step!("migrate-after-record");
         }

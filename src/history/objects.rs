@@ -1,10 +1,10 @@
 //! The history's content store: each distinct file text (a spec as read, a
-//! rendered file) kept once, in a file named by the SHA-256 of its bytes.
+//! rendered file, a generation's file list) kept once, in a file named by
+//! the SHA-256 of its bytes.
 //! Generations name objects; an object is written before any generation
 //! names it (temp file, rename), so a crash leaves at worst an object no
 //! generation names, which the next sweep removes.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
@@ -44,19 +44,26 @@ impl Objects {
     }
 
     /// Stores `text` unless an object has it already; returns its name.
+    #[cfg(test)]
     pub fn put(&self, text: &str) -> Result<String, HistoryError> {
         let hash = hash(text);
-        let path = self.path(&hash)?;
+        self.put_as(&hash, text)?;
+        Ok(hash)
+    }
+
+    /// Stores `text`, whose name the caller computed with [`hash`], unless
+    /// an object has it already.
+    pub fn put_as(&self, hash: &str, text: &str) -> Result<(), HistoryError> {
+        let path = self.path(hash)?;
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            return Ok(hash);
+            return Ok(());
         }
         fs::create_dir_all(&self.dir).map_err(io(&self.dir, "cannot create"))?;
         let tmp = self
             .dir
             .join(format!("{TEMP_PREFIX}{hash}-{}", std::process::id()));
         fs::write(&tmp, text).map_err(io(&tmp, "cannot write"))?;
-        fs::rename(&tmp, &path).map_err(io(&path, "cannot rename into place"))?;
-        Ok(hash)
+        fs::rename(&tmp, &path).map_err(io(&path, "cannot rename into place"))
     }
 
     /// The text of object `hash`, checked against its name.
@@ -82,9 +89,14 @@ impl Objects {
         }
     }
 
-    /// Removes every object not in `keep`, and temp files of writes a
+    /// Where object `hash` would be, for messages.
+    pub fn path_of(&self, hash: &str) -> PathBuf {
+        self.dir.join(hash)
+    }
+
+    /// Removes every object `keep` says no to, and temp files of writes a
     /// crash interrupted. Returns how many files were removed.
-    pub fn sweep(&self, keep: &BTreeSet<&str>) -> Result<usize, HistoryError> {
+    pub fn sweep(&self, keep: impl Fn(&str) -> bool) -> Result<usize, HistoryError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -95,7 +107,7 @@ impl Objects {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let stale = if is_hash(name) {
-                !keep.contains(name)
+                !keep(name)
             } else {
                 name.starts_with(TEMP_PREFIX)
             };
@@ -134,7 +146,7 @@ mod tests {
 
         fs::write(o.dir.join(format!(".tmp-{a}-1")), "half").unwrap();
         fs::write(o.dir.join("operator-notes"), "kept").unwrap();
-        assert_eq!(o.sweep(&BTreeSet::from([a.as_str()])).unwrap(), 2);
+        assert_eq!(o.sweep(|n| n == a).unwrap(), 2);
         let mut left: Vec<String> = fs::read_dir(&o.dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
