@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{Container, HealthCheck, MountSource, SpecError, SpecErrors, SpecSet};
-use crate::userfile::{self, UserFile, UserFileError};
+use crate::userfile::{self, UserFileError};
 
 /// Podman refuses a secret of 512000 bytes or more ("secret data must be
 /// larger than 0 and less than 512000 bytes", containers/common
@@ -253,13 +253,16 @@ fn span_of(text: &str, key: &[Seg]) -> Option<std::ops::Range<usize>> {
     item.span()
 }
 
-/// What a container's input adds to its hash: its content (read later,
-/// maybe not at all if cached), or a few bytes that stand for it.
+/// What a container's input adds to its hash: a regular file's content
+/// (read later, not at all if cached; by its identity and read cap), or a
+/// few bytes that stand for it.
 enum Part {
-    File(UserFile),
+    File(userfile::FileKey, u64),
     Said(Vec<u8>),
 }
 
+/// What an input contributes: a regular file by its identity from `stat`
+/// (opened only when its digest is not cached), anything else as said.
 fn part_of(input: &Input) -> Part {
     let said = |s: &str| Part::Said(s.as_bytes().to_vec());
     let meta = match std::fs::metadata(&input.path) {
@@ -274,17 +277,14 @@ fn part_of(input: &Input) -> Part {
     if !meta.is_file() {
         return said("other\0");
     }
-    match userfile::open(&input.path, input.kind.cap()) {
-        Ok(f) if input.kind == InputKind::Mount && f.metadata().len() > MAX_HASHED_MOUNT_BYTES => {
-            let k = f.key();
-            said(&format!(
-                "large {} {} {} {} {}\0",
-                k.dev, k.ino, k.size, k.mtime_ns, k.ctime_ns
-            ))
-        }
-        Ok(f) => Part::File(f),
-        Err(e) => Part::Said(unreadable(&e)),
+    let k = userfile::FileKey::of(&meta);
+    if input.kind == InputKind::Mount && meta.len() > MAX_HASHED_MOUNT_BYTES {
+        return said(&format!(
+            "large {} {} {} {} {}\0",
+            k.dev, k.ino, k.size, k.mtime_ns, k.ctime_ns
+        ));
     }
+    Part::File(k, input.kind.cap())
 }
 
 fn unreadable(e: &UserFileError) -> Vec<u8> {
@@ -314,9 +314,9 @@ pub fn hash_of(c: &Container) -> String {
         tag.extend_from_slice(input.path.as_os_str().as_encoded_bytes());
         tag.push(0);
         match &part {
-            Part::File(f) => {
+            Part::File(key, _) => {
                 tag.extend_from_slice(b"file\0");
-                keys.push(f.key());
+                keys.push(*key);
             }
             Part::Said(b) => tag.extend_from_slice(b),
         }
@@ -331,10 +331,15 @@ pub fn hash_of(c: &Container) -> String {
             h.update([0]);
             match part {
                 Part::Said(b) => h.update(b),
-                Part::File(f) => {
+                Part::File(key, cap) => {
                     let before = h.clone();
                     h.update(b"file\0");
-                    if let Err(e) = f.stream(|chunk| h.update(chunk)) {
+                    let read = userfile::open(&path, cap).and_then(|f| {
+                        // Changed since the stat: this content, not cached.
+                        complete &= f.key() == key;
+                        f.stream(|chunk| h.update(chunk))
+                    });
+                    if let Err(e) = read {
                         h = before;
                         h.update(unreadable(&e));
                         complete = false;
