@@ -13,15 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::Plan;
 
-/// The `files` that `text` names (any word of a `Key=value` line, split at
-/// blanks, `:` and `,`, that is the name of another file).
-fn named(own: &str, text: &str, files: &BTreeSet<&str>) -> BTreeSet<String> {
+/// The words of `text` that may name another file: any word of a
+/// `Key=value` line, split at blanks, `:` and `,`, but `own`.
+fn words<'a>(own: &'a str, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     text.lines()
         .filter(|l| !l.trim_start().starts_with(['#', ';', '[']))
         .filter_map(|l| l.split_once('=').map(|(_, v)| v))
         .flat_map(|v| v.split(|c: char| c.is_whitespace() || c == ':' || c == ','))
-        .filter(|w| *w != own && files.contains(w))
-        .map(str::to_string)
+        .filter(move |w| *w != own)
+}
+
+/// The `files` that `text` names.
+fn named<'f>(own: &str, text: &str, files: &BTreeSet<&'f str>) -> BTreeSet<&'f str> {
+    words(own, text)
+        .filter_map(|w| files.get(w).copied())
         .collect()
 }
 
@@ -43,19 +48,15 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
         .copied()
         .chain(plan.remove.iter().map(|f| f.name.as_str()))
         .collect();
-    // A file names a touched one only if its text contains that name: the
-    // words of every other file are not split (cost of the change, not of
-    // the host).
+    // A file names a touched one only if its text contains that name: with
+    // a few touched, that substring test spares splitting every other file
+    // into words (cost of the change, not of the host).
+    let may_name = |text: &str| touched.len() > 4 || touched.iter().any(|t| text.contains(t));
     let mut todo: Vec<&str> = written.iter().copied().collect();
     todo.extend(
         desired
             .iter()
-            .filter(|(_, text)| touched.iter().any(|t| text.contains(t)))
-            .filter(|(name, text)| {
-                named(name, text, &files)
-                    .iter()
-                    .any(|n| touched.contains(n.as_str()))
-            })
+            .filter(|(name, text)| may_name(text) && words(name, text).any(|w| touched.contains(w)))
             .map(|(name, _)| name.as_str()),
     );
     let mut out = BTreeMap::new();
@@ -64,11 +65,7 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
             continue;
         };
         if out.insert(name.to_string(), text.clone()).is_none() {
-            todo.extend(
-                named(name, text, &files)
-                    .into_iter()
-                    .filter_map(|n| files.get(n.as_str()).copied()),
-            );
+            todo.extend(named(name, text, &files));
         }
     }
     out
@@ -174,6 +171,15 @@ mod tests {
         assert_eq!(
             to_check(&plan, &d).into_keys().collect::<Vec<_>>(),
             ["e.container"]
+        );
+        // Many touched (no substring prefilter): the same rule.
+        plan.remove = ["x", "y", "z", "w"]
+            .map(|n| change(&format!("{n}.volume")))
+            .into();
+        plan.change = vec![change("net.network")];
+        assert_eq!(
+            names(&plan),
+            ["a.container", "b.container", "net.network", "vol.volume"]
         );
     }
 }
