@@ -380,7 +380,8 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
     for e in std::fs::read_dir(specs).unwrap().flatten() {
         std::fs::copy(e.path(), wspecs.join(e.file_name())).unwrap();
     }
-    let agent = agent_for(config, &wspecs, &out);
+    // As the daemon's.
+    let agent = agent_for(config, &wspecs, &out).remembering_renders();
     std::fs::create_dir_all(&agent.cfg.state_dir).unwrap();
     let history = History::new(&agent.cfg.state_dir);
     let edited = wspecs.join("svc-0000.toml");

@@ -94,8 +94,10 @@ pub struct Agent {
     pub pins: std::cell::RefCell<(Pins, bool)>,
     /// Spec files parsed by earlier loads (the daemon loads on every change).
     specs: std::cell::RefCell<crate::spec::SpecCache>,
-    /// Units rendered by earlier renders (see `render/memo.rs`).
-    renders: std::cell::RefCell<crate::render::Memo>,
+    /// Units rendered by earlier renders (see `render/memo.rs`): kept by
+    /// the daemon ([`Agent::remembering_renders`]); a one-shot command
+    /// would only pay for copies it never reuses.
+    renders: Option<std::cell::RefCell<crate::render::Memo>>,
     /// Output files read by earlier plans (see `output::scan_cached`).
     scans: std::cell::RefCell<crate::output::ScanCache>,
 }
@@ -125,9 +127,16 @@ impl Agent {
             job_timeout,
             pins: Default::default(),
             specs: Default::default(),
-            renders: Default::default(),
+            renders: None,
             scans: Default::default(),
         })
+    }
+
+    /// This agent keeps what it rendered, to render again only the units
+    /// whose inputs changed (for the daemon, which renders on every change).
+    pub fn remembering_renders(mut self) -> Agent {
+        self.renders = Some(Default::default());
+        self
     }
 
     /// Takes the target systemd from the manager `sd` talks to, unless
@@ -172,8 +181,11 @@ impl Agent {
             agent_exe: agent_exe(),
             ..Default::default()
         };
-        let r = crate::render::render_memo(set, &opts, &mut self.renders.borrow_mut())
-            .map_err(|e| located(set, e))?;
+        let r = match &self.renders {
+            Some(memo) => crate::render::render_memo(set, &opts, &mut memo.borrow_mut()),
+            None => crate::render::render(set, &opts),
+        }
+        .map_err(|e| located(set, e))?;
         Ok(r.into_iter().map(|(k, v)| (k, v.contents)).collect())
     }
 

@@ -369,7 +369,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     let debounce = cfg.debounce;
     let specs_dir = cfg.specs_dir.clone();
     let agent = match Agent::new(cfg, Duration::from_secs(300)) {
-        Ok(a) => a,
+        Ok(a) => a.remembering_renders(),
         Err(e) => {
             tracing::error!("{e}");
             return Ok(crate::commands::EXIT_INVALID);
