@@ -396,7 +396,9 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
         std::fs::write(&edited, text).unwrap();
     };
     let user = !agent.cfg.system;
+    let laps = Laps::default();
     let apply = |cached: bool| {
+        laps.start();
         // As before: no spec cache and no render memo (a new agent).
         let fresh;
         let agent = if cached {
@@ -406,14 +408,18 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
             &fresh
         };
         let set = agent.load_specs().unwrap();
+        laps.lap("load");
         let desired = agent.render(&set).unwrap();
+        laps.lap("render");
         let (set, desired, plan) = agent.plan_rendered(set, desired, Extra::default()).unwrap();
+        laps.lap("plan");
         let check = if cached {
             reconcile::affected::to_check(&plan, &desired)
         } else {
             desired.clone()
         };
         reconcile::apply::check_with_quadlet(&check, user).unwrap();
+        laps.lap("dry_run");
         let write: Vec<(&str, &str)> = plan
             .add
             .iter()
@@ -421,6 +427,7 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
             .map(|f| (f.name.as_str(), f.new.as_deref().unwrap()))
             .collect();
         deploy_agent::output::update(&out, &write, &[]).unwrap();
+        laps.lap("write");
         let specs = spec_texts(&set);
         if cached {
             let n = history
@@ -430,15 +437,18 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
         } else {
             round_old(&agent.cfg.state_dir, &specs, &desired);
         }
+        laps.lap("history");
         deploy_agent::inputs::save(&agent.cfg.state_dir, &deploy_agent::inputs::hashes(&set))
             .unwrap();
-        plan
+        laps.lap("input_hashes");
+        (plan, set, desired)
     };
-    let first = apply(true);
+    let first = apply(true).0;
     // As on a host whose files are older than the file system's timestamp
     // granularity: the agent trusts the identity of settled files only.
     std::thread::sleep(Duration::from_millis(2100));
     apply(true);
+    laps.medians(); // not the setup's
     assert_eq!(
         first.add.len(),
         first.add.len().max(1),
@@ -446,15 +456,59 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
     );
     measure(&key("one_change_agent"), || {
         edit();
-        let plan = apply(true);
+        let (plan, set, desired) = apply(true);
+        laps.start();
+        drop((set, desired));
+        laps.lap("drop");
         assert_eq!(plan.change.len(), 1, "one file changed");
     });
+    // Where the time went: the median of each step over the runs above.
+    for (step, ms) in laps.medians() {
+        value(
+            &key(&format!("one_change_agent.{step}_us")),
+            (ms * 1000.0) as u64,
+        );
+    }
     measure(&key("one_change_as_before"), || {
         edit();
-        let plan = apply(false);
+        let plan = apply(false).0;
         assert_eq!(plan.change.len(), 1, "one file changed");
     });
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Times of the steps of a measured closure, by step, over its runs.
+#[derive(Default)]
+struct Laps {
+    last: std::cell::Cell<Option<Instant>>,
+    times: std::cell::RefCell<BTreeMap<&'static str, Vec<f64>>>,
+}
+
+impl Laps {
+    fn start(&self) {
+        self.last.set(Some(Instant::now()));
+    }
+
+    /// Ends step `name` (begun at the last `start` or `lap`).
+    fn lap(&self, name: &'static str) {
+        let now = Instant::now();
+        if let Some(t) = self.last.replace(Some(now)) {
+            let ms = (now - t).as_secs_f64() * 1000.0;
+            self.times.borrow_mut().entry(name).or_default().push(ms);
+        }
+    }
+
+    /// (step, median ms), forgetting the times.
+    fn medians(&self) -> Vec<(&'static str, f64)> {
+        let times = std::mem::take(&mut *self.times.borrow_mut());
+        times
+            .into_iter()
+            .map(|(name, mut t)| {
+                t.sort_by(f64::total_cmp);
+                (name, t[t.len() / 2])
+            })
+            .collect()
+    }
 }
 
 /// The full-copy history record of the layout before (see [`full_copy_record`]).
