@@ -191,7 +191,7 @@ impl Daemon {
                 continue;
             };
             if let Some(c) = applied.set.containers.get_mut(name) {
-                c.health = self.health_of(pin.generation, name);
+                std::sync::Arc::make_mut(c).health = self.health_of(pin.generation, name);
             }
         }
         let r = &applied.report;
@@ -617,7 +617,7 @@ fn input_watcher(
     let files: BTreeSet<std::path::PathBuf> = set
         .containers
         .values()
-        .flat_map(crate::inputs::files_of)
+        .flat_map(|c| crate::inputs::files_of(c))
         .collect();
     let dirs = crate::inputs::watch_dirs(&set);
     let dirs: Vec<&std::path::Path> = dirs

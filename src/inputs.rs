@@ -410,7 +410,7 @@ pub fn changed(set: &SpecSet, old: &Hashes, new: &Hashes) -> BTreeMap<String, St
                 let what = set
                     .containers
                     .get(name)
-                    .map(describe_inputs)
+                    .map(|c| describe_inputs(c))
                     .unwrap_or_else(|| "an input file".into());
                 out.insert(file.clone(), format!("{what} changed"));
             }
@@ -509,7 +509,7 @@ pub fn watch_dirs(set: &SpecSet) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = set
         .containers
         .values()
-        .flat_map(files_of)
+        .flat_map(|c| files_of(c))
         .filter_map(|p| p.parent().map(Path::to_path_buf))
         .collect();
     dirs.sort();

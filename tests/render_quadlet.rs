@@ -32,7 +32,7 @@ fn senex() -> SpecSet {
     };
     set.containers
         .values_mut()
-        .for_each(|c| reroot(&mut c.source));
+        .for_each(|c| reroot(&mut std::sync::Arc::make_mut(c).source));
     set.networks
         .values_mut()
         .for_each(|n| reroot(&mut n.source));
@@ -646,7 +646,7 @@ fn hostile_values_arrive_intact_in_exec_start() {
     // An empty argument cannot pass through Quadlet: refused, not lost.
     c.command.as_mut().unwrap().push(String::new());
     let set = SpecSet {
-        containers: [(c.name.clone(), c.clone())].into(),
+        containers: [(c.name.clone(), c.clone().into())].into(),
         ..Default::default()
     };
     let e = render(&set, &opts(V5_4)).unwrap_err().to_string();
@@ -654,7 +654,7 @@ fn hostile_values_arrive_intact_in_exec_start() {
     c.command.as_mut().unwrap().pop();
 
     let set = SpecSet {
-        containers: [(c.name.clone(), c.clone())].into(),
+        containers: [(c.name.clone(), c.clone().into())].into(),
         ..Default::default()
     };
     let rendering = render(&set, &opts(V5_4)).unwrap();

@@ -18,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::sync::Arc;
+
 use crate::spec::model::{Container, Image, Network, Pod, SpecSet, Volume};
 
 use super::{RenderError, RenderOptions, RenderedFile};
@@ -54,7 +56,7 @@ impl Shared {
 #[derive(Debug, Default)]
 pub struct Memo {
     key: Option<(Shared, RenderOptions)>,
-    pub(super) containers: Entries<Container>,
+    pub(super) containers: Entries<Arc<Container>>,
     pub(super) networks: Entries<Network>,
     pub(super) volumes: Entries<Volume>,
     pub(super) pods: Entries<Pod>,

@@ -52,7 +52,7 @@ fn container(name: &str) -> Container {
 
 fn set_of(cs: Vec<Container>) -> SpecSet {
     SpecSet {
-        containers: cs.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        containers: cs.into_iter().map(|c| (c.name.clone(), c.into())).collect(),
         ..Default::default()
     }
 }
@@ -950,7 +950,7 @@ fn podman_4_4_lacks_health_secrets_and_names() {
 #[test]
 fn podman_4_9_renders_all_but_entrypoint() {
     let mut set = full_set();
-    set.containers.get_mut("web").unwrap().entrypoint = None;
+    std::sync::Arc::make_mut(set.containers.get_mut("web").unwrap()).entrypoint = None;
     let r = render(&set, &opts(V4_9)).unwrap();
     let web = &r["web.container"].contents;
     // StopTimeout= is 5.0: the same grace period through PodmanArgs.
@@ -991,7 +991,7 @@ fn podman_4_7_lacks_volume_driver() {
     );
     let mut set = full_set();
     set.volumes.get_mut("data").unwrap().driver = None;
-    set.containers.get_mut("web").unwrap().entrypoint = None;
+    std::sync::Arc::make_mut(set.containers.get_mut("web").unwrap()).entrypoint = None;
     render(&set, &opts(PodmanVersion::new(4, 7, 0))).unwrap();
 }
 

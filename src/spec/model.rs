@@ -6,12 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// All specs of a spec directory, validated together.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpecSet {
-    pub containers: BTreeMap<String, Container>,
+    /// Shared: a load that found a file unchanged shares its containers
+    /// with the load before (see `spec/cache.rs`).
+    pub containers: BTreeMap<String, Arc<Container>>,
     pub networks: BTreeMap<String, Network>,
     pub volumes: BTreeMap<String, Volume>,
     pub pods: BTreeMap<String, Pod>,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
@@ -61,7 +62,7 @@ pub(crate) struct Ref {
 /// Entries of one file, with the places the cross-file checks need.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ParsedFile {
-    pub containers: Vec<(Container, Loc, Vec<Ref>)>,
+    pub containers: Vec<(Arc<Container>, Loc, Vec<Ref>)>,
     pub networks: Vec<(Network, Loc)>,
     pub volumes: Vec<(Volume, Loc)>,
     pub pods: Vec<(Pod, Loc, Vec<Ref>)>,
@@ -114,7 +115,7 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
             match kind {
                 "container" => {
                     let (c, refs) = w.container(name, t, &key, name_span);
-                    out.containers.push((c, loc, refs));
+                    out.containers.push((Arc::new(c), loc, refs));
                 }
                 "network" => out
                     .networks

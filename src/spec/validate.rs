@@ -2,6 +2,7 @@
 //! collisions, references that resolve, and no dependency cycles.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::diag::{did_you_mean, Loc, SpecError};
 use super::model::*;
@@ -198,7 +199,7 @@ fn resolve_image_units(set: &mut SpecSet) {
         let Some(img) = c.image_unit.as_ref().and_then(|u| set.images.get(u)) else {
             continue;
         };
-        c.image = match img.settings.get("image_tag") {
+        Arc::make_mut(c).image = match img.settings.get("image_tag") {
             Some(Setting::Str(tag)) => tag.clone(),
             _ => img.image.clone(),
         };
