@@ -15,8 +15,9 @@
 #   against the full copy the layout before wrote (written the same way);
 # * one changed service among N: the agent's own work in an apply (all but
 #   systemd's), against the same steps done the way before;
-# * `deploy-agent plan` with nothing to change and with every file new,
-#   against `quadlet -dryrun` on the same files.
+# * `deploy-agent plan` with nothing to change (answered from the plan
+#   stamp, and in full) and with every file new, against `quadlet -dryrun`
+#   on the same files.
 # The daemon's idle CPU and the first apply against `systemctl start` need a
 # real user manager: benches/scenarios.sh idle|many (see benches/run.sh).
 set -euo pipefail
@@ -76,12 +77,21 @@ for n in ${BENCH_SIZES:-10 100 1000}; do
     # health-gated unit names the rendering binary in ExecStartPost=, so
     # the bench binary's rendering ($d/same) differs from deploy-agent's.
     "$BIN" render "${C[@]}" --out "$d/cli-same" >/dev/null
+    # Settled, as on a host between changes: a plan remembers its answer
+    # only for files untouched for 2 s (src/reconcile/stamp.rs).
+    sleep 2.1
     "$BIN" plan "${C[@]}" --output-dir "$d/cli-same" 2>/dev/null | grep -q '^No changes' ||
         { echo "plan finds changes in the up-to-date output: the row would be wrong" >&2; exit 1; }
-    # Alternating, so both see the same load.
+    [ -f "$d/state/plan-stamp.json" ] || { echo "plan did not remember its answer" >&2; exit 1; }
+    # The full plan of the same files: a state directory whose stamp can be
+    # neither read nor written (a directory in its place).
+    F=(--config "$d/agent.toml" --specs "$d/specs" --state-dir "$d/state-full")
+    mkdir -p "$d/state-full/plan-stamp.json"
+    # Alternating, so all see the same load.
     for round in 1 2; do
         QUADLET_UNIT_DIRS="$d/cli-same" "$pipe" exec "quadlet.$n.r$round" -- "$Q" -dryrun "${USER_FLAG[@]}" | results
         "$pipe" exec "cli.plan_same.$n.r$round" -- "$BIN" plan "${C[@]}" --output-dir "$d/cli-same" | results
+        "$pipe" exec "cli.plan_full.$n.r$round" -- "$BIN" plan "${F[@]}" --output-dir "$d/cli-same" | results
         "$pipe" exec "cli.plan_new.$n.r$round" -- "$BIN" plan "${C[@]}" --output-dir "$d/empty" | results
     done
     rm -rf "$d"

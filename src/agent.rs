@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::history::{History, HistoryError, Outcome};
 use crate::journal::ids;
 use crate::pins::Pins;
 use crate::reconcile::apply::{self, ApplyError, Report, Target};
+use crate::reconcile::stamp;
 use crate::reconcile::{Extra, Plan};
 use crate::render::{PodmanVersion, RenderError, RenderOptions, SystemdVersion};
 use crate::spec::{SpecErrors, SpecSet};
@@ -282,6 +283,59 @@ impl Agent {
             });
         }
         Ok((set, desired, plan))
+    }
+
+    /// What a plan depends on besides files (see [`stamp`]).
+    fn stamp_context(&self) -> stamp::Context<'_> {
+        let host = crate::budget::Host::detect(self.cfg.host_memory, self.cfg.host_cpus);
+        stamp::Context {
+            settings: vec![
+                env!("CARGO_PKG_VERSION").to_string(),
+                format!("{:?}", self.cfg),
+                format!("{:?}", self.cfg.trust()),
+                format!("{:?}", self.podman),
+                format!("{:?}", self.systemd.get()),
+                format!("{host:?}"),
+            ],
+            specs_dir: &self.cfg.specs_dir,
+            output_dir: &self.cfg.output_dir,
+            state_dir: &self.cfg.state_dir,
+            exe: std::path::Path::new(agent_exe()),
+        }
+    }
+
+    /// When the saved plan stamp holds (nothing a plan reads changed since
+    /// one found nothing to change), the container files to check for
+    /// drift and that plan's warnings; `None`: plan in full.
+    pub fn stamped_noop(&self) -> Option<stamp::Said> {
+        let stamp = stamp::load(&self.cfg.state_dir)?;
+        // Trust is a verdict on owners and modes up to `/`: checked again.
+        let trust = self.cfg.trust().ok()?;
+        trust.check_specs_dir(&self.cfg.specs_dir).ok()?;
+        stamp.holds(&self.stamp_context()).then_some(stamp.said)
+    }
+
+    /// Remembers that the plan of `set`, begun at `began`, found nothing to
+    /// change (with its budget warnings). Not while rollback pins are in
+    /// force: they are a passing state, and their notes are not kept.
+    pub fn stamp_noop(&self, set: &SpecSet, began: SystemTime) {
+        let state = &self.cfg.state_dir;
+        if !crate::pins::none_saved(state) || !state.is_dir() {
+            tracing::debug!("plan not remembered: pins are in force or no state directory");
+            return;
+        }
+        let said = stamp::Said {
+            inputs: crate::inputs::paths(set),
+            watched: crate::drift::watched(set),
+            warnings: self.budget(set).warnings,
+        };
+        let Some(s) = stamp::Stamp::taken(&self.stamp_context(), said, began) else {
+            tracing::debug!("plan not remembered: a file it read changed less than 2 s before it");
+            return;
+        };
+        if let Err(e) = stamp::save(state, &s) {
+            tracing::debug!("{}: cannot save the plan stamp: {e}", state.display());
+        }
     }
 
     /// The host budget check for `set` (agent.toml `[host]`, else this machine).

@@ -438,33 +438,36 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    let began = std::time::SystemTime::now();
+    let scope = if agent.cfg.system {
+        Scope::System
+    } else {
+        Scope::User
+    };
+    let sd = Systemd::connect(scope).await;
+    if let Ok(sd) = &sd {
+        agent.learn_systemd(sd).await;
+    }
+    if let Some(doc) = stamped_plan(&agent, &sd).await {
+        return Ok(print_plan(doc, json, detailed));
+    }
     let set = match agent.load_specs() {
         Ok(s) => s,
         Err(e) => return Ok(refuse(&e)),
     };
     // Units stopped outside a change are part of the plan when systemd
     // answers; without it the plan is the files' alone, and says so.
-    let scope = if agent.cfg.system {
-        Scope::System
-    } else {
-        Scope::User
-    };
-    let (extra, drift_checked) = match Systemd::connect(scope).await {
-        Ok(sd) => {
-            agent.learn_systemd(&sd).await;
-            (
-                agent.with_drift(&sd, &set, Extra::default(), false).await,
-                true,
-            )
-        }
+    let (extra, drift_checked) = match &sd {
+        Ok(sd) => (
+            agent.with_drift(sd, &set, Extra::default(), false).await,
+            true,
+        ),
         Err(e) => {
-            eprintln!(
-                "note: cannot reach systemd ({e}); units stopped outside a change are not shown"
-            );
+            no_drift_note(e);
             (Extra::default(), false)
         }
     };
-    let (_, desired, plan) = match agent.plan_set(set, extra) {
+    let (set, desired, plan) = match agent.plan_set(set, extra) {
         Ok(x) => x,
         Err(e) => return Ok(refuse(&e)),
     };
@@ -480,13 +483,59 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
             return Ok(EXIT_INVALID);
         }
     }
-    let doc = PlanDoc::planned(plan, drift_checked);
+    if plan.is_noop() && plan.conflicts.is_empty() {
+        agent.stamp_noop(&set, began);
+    }
+    Ok(print_plan(
+        PlanDoc::planned(plan, drift_checked),
+        json,
+        detailed,
+    ))
+}
+
+fn no_drift_note(e: &impl std::fmt::Display) {
+    eprintln!("note: cannot reach systemd ({e}); units stopped outside a change are not shown");
+}
+
+/// The plan answered from the saved plan stamp (see `reconcile/stamp.rs`):
+/// nothing to change, with that plan's warnings, as long as no unit
+/// drifted (else `None`, and the full plan says what to do about it).
+async fn stamped_plan(
+    agent: &Agent,
+    sd: &Result<Systemd, crate::systemd::SystemdError>,
+) -> Option<PlanDoc> {
+    let said = agent.stamped_noop()?;
+    tracing::debug!("nothing a plan reads changed since the last plan found nothing to change");
+    let drift_checked = match sd {
+        Ok(sd) => {
+            let out = &agent.cfg.output_dir;
+            let stopped = crate::drift::stopped_among(sd, &said.watched, out).await;
+            if !stopped.is_ok_and(|s| s.is_empty()) {
+                return None;
+            }
+            true
+        }
+        Err(e) => {
+            no_drift_note(e);
+            false
+        }
+    };
+    for w in &said.warnings {
+        tracing::warn!("{w}");
+    }
+    Some(PlanDoc::planned(
+        crate::reconcile::Plan::default(),
+        drift_checked,
+    ))
+}
+
+fn print_plan(doc: PlanDoc, json: bool, detailed: bool) -> u8 {
     if json {
         print_doc(&doc);
     } else {
         print!("{}", describe(&doc.plan));
     }
-    Ok(crate::formats::plan_exit(&doc, detailed))
+    crate::formats::plan_exit(&doc, detailed)
 }
 
 async fn connect(cfg: &Config) -> Result<Systemd> {

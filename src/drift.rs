@@ -7,7 +7,7 @@
 //! `restart = "no"` containers are left as they are: their operator said a
 //! stopped container stays stopped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::spec::{units, Restart, SpecSet};
@@ -27,12 +27,28 @@ pub async fn stopped(
     set: &SpecSet,
     output_dir: &Path,
 ) -> Result<BTreeMap<String, String>, SystemdError> {
-    let wanted: Vec<(String, String)> = set
-        .containers
+    stopped_among(sd, &watched(set), output_dir).await
+}
+
+/// The container files of `set` whose units should be running.
+pub fn watched(set: &SpecSet) -> Vec<String> {
+    set.containers
         .values()
         .filter(|c| c.restart != Restart::No)
-        .map(|c| (format!("{}.container", c.name), units::container(&c.name)))
-        .filter(|(file, _)| output_dir.join(file).is_file())
+        .map(|c| format!("{}.container", c.name))
+        .collect()
+}
+
+/// [`stopped`] for the container files `watched` (see [`watched`]).
+pub async fn stopped_among(
+    sd: &Systemd,
+    watched: &[String],
+    output_dir: &Path,
+) -> Result<BTreeMap<String, String>, SystemdError> {
+    let wanted: Vec<(&String, String)> = watched
+        .iter()
+        .filter(|file| output_dir.join(file).is_file())
+        .map(|file| (file, units::container(file.trim_end_matches(".container"))))
         .collect();
     if wanted.is_empty() {
         return Ok(BTreeMap::new());
@@ -40,17 +56,15 @@ pub async fn stopped(
     // Unit names have no glob characters: each pattern matches itself.
     let names: Vec<&str> = wanted.iter().map(|(_, u)| u.as_str()).collect();
     let listed = sd.list_units(&names).await?;
-    let state = |unit: &str| {
-        listed
-            .iter()
-            .find(|u| u.name == unit)
-            .map(|u| u.active_state.as_str())
-    };
+    let state: HashMap<&str, &str> = listed
+        .iter()
+        .map(|u| (u.name.as_str(), u.active_state.as_str()))
+        .collect();
     Ok(wanted
         .into_iter()
-        .filter_map(|(file, unit)| match state(&unit) {
+        .filter_map(|(file, unit)| match state.get(unit.as_str()) {
             Some(s) if !stopped_state(s) => None,
-            s => Some((file, reason(s.unwrap_or("inactive")))),
+            s => Some((file.clone(), reason(s.copied().unwrap_or("inactive")))),
         })
         .collect())
 }

@@ -169,6 +169,37 @@ pub fn inputs_of(c: &Container) -> Vec<Input> {
     out
 }
 
+/// Every file a container's spec names that the agent looks at: its
+/// inputs ([`inputs_of`]) and a health check's `ca_file`.
+fn named_by(c: &Container) -> Vec<Input> {
+    let mut files = inputs_of(c);
+    if let Some(HealthCheck::Http {
+        ca_file: Some(p), ..
+    }) = c.health.as_ref().map(|h| &h.check)
+    {
+        files.push(Input {
+            path: p.clone(),
+            kind: InputKind::CaFile,
+            key: vec![
+                Seg::Key("container".into()),
+                Seg::Key(c.name.clone()),
+                Seg::Key("health".into()),
+                Seg::Key("ca_file".into()),
+            ],
+        });
+    }
+    files
+}
+
+/// The paths of every file the specs of `set` name (see [`named_by`]), in
+/// container order: what a plan's verdict depends on besides the specs.
+pub fn paths(set: &SpecSet) -> Vec<PathBuf> {
+    set.containers
+        .values()
+        .flat_map(|c| named_by(c).into_iter().map(|i| i.path))
+        .collect()
+}
+
 /// The files a container reads at start that its unit file only names.
 pub fn files_of(c: &Container) -> Vec<PathBuf> {
     inputs_of(c).into_iter().map(|i| i.path).collect()
@@ -186,22 +217,7 @@ pub fn files_of(c: &Container) -> Vec<PathBuf> {
 pub fn check(set: &SpecSet) -> Result<(), SpecErrors> {
     let mut errors = Vec::new();
     for c in set.containers.values() {
-        let mut files = inputs_of(c);
-        if let Some(HealthCheck::Http {
-            ca_file: Some(p), ..
-        }) = c.health.as_ref().map(|h| &h.check)
-        {
-            files.push(Input {
-                path: p.clone(),
-                kind: InputKind::CaFile,
-                key: vec![
-                    Seg::Key("container".into()),
-                    Seg::Key(c.name.clone()),
-                    Seg::Key("health".into()),
-                    Seg::Key("ca_file".into()),
-                ],
-            });
-        }
+        let files = named_by(c);
         for input in files {
             if input.kind == InputKind::Mount {
                 continue;

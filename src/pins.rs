@@ -42,6 +42,15 @@ fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("pins.json")
 }
 
+/// Whether no pin is in force: no pins file, or one that holds none (a
+/// corrupt file is not "none": reading it warns, so a plan reads it).
+pub fn none_saved(state_dir: &Path) -> bool {
+    match std::fs::read_to_string(path(state_dir)) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(text) => serde_json::from_str::<Pins>(&text).is_ok_and(|p| p.is_empty()),
+    }
+}
+
 /// The pins saved in `state_dir`; none when there is no file. An unreadable
 /// or corrupt file is reported and counts as none (the specs then apply as
 /// written, which is what the operator wrote).

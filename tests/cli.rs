@@ -983,6 +983,119 @@ fn plan_detailed_exitcode_and_json_say_whether_changes_are_pending() {
     );
 }
 
+/// A plan that found nothing to change is remembered in the state
+/// directory (`reconcile/stamp.rs`): the next one answers without parsing,
+/// and any change to what a plan reads (a spec edited in place to the same
+/// size, an env file swapped for a FIFO, an output file edited) is planned
+/// in full again.
+#[test]
+fn a_plan_with_nothing_to_change_is_remembered_until_anything_it_read_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let (out_dir, specs, st) = (
+        d.path().join("out"),
+        d.path().join("specs"),
+        d.path().join("st"),
+    );
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::create_dir(&st).unwrap();
+    for f in std::fs::read_dir(senex()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), specs.join(f.file_name())).unwrap();
+    }
+    let env = d.path().join("tool.env");
+    std::fs::write(&env, "A=1\n").unwrap();
+    let tool = format!(
+        "[container.tool]\nimage = \"docker.io/library/busybox:1\"\nenv_files = [{:?}]\n",
+        env.to_str().unwrap()
+    );
+    std::fs::write(specs.join("50-tool.toml"), tool).unwrap();
+    let specs_arg = specs.to_str().unwrap();
+    let o = run(
+        &[
+            "render",
+            "--specs",
+            specs_arg,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let plan = |verbose: bool| {
+        let mut c = offline();
+        if verbose {
+            c.arg("-v");
+        }
+        c.args(["plan", "--detailed-exitcode"])
+            .args(["--config", d.path().join("agent.toml").to_str().unwrap()])
+            .args(["--specs", specs_arg])
+            .args(["--output-dir", out_dir.to_str().unwrap()])
+            .args(["--state-dir", st.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let stamped = |o: &Output| text(o).1.contains("nothing a plan reads changed");
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(2100));
+    settle();
+    let warnings = |o: &Output| {
+        let e = text(o).1;
+        e.lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let full = plan(false);
+    assert_eq!(full.status.code(), Some(0), "{:?}", text(&full));
+    assert!(!stamped(&full) && st.join("plan-stamp.json").is_file());
+    let o = plan(true);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(stamped(&o), "answered from the stamp: {:?}", text(&o));
+    assert_eq!(text(&o).0, text(&full).0);
+    // celery-beat and celery-worker have no memory limit: said again.
+    assert!(!warnings(&full).is_empty());
+    assert_eq!(warnings(&o), warnings(&full));
+
+    std::fs::remove_file(&env).unwrap();
+    nix::unistd::mkfifo(&env, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let o = plan(true);
+    assert_eq!(o.status.code(), Some(2), "a FIFO env file: {:?}", text(&o));
+    assert!(text(&o).1.contains("50-tool.toml:3:"), "{:?}", text(&o));
+    std::fs::remove_file(&env).unwrap();
+    std::fs::write(&env, "A=1\n").unwrap();
+    settle();
+    assert_eq!(plan(false).status.code(), Some(0));
+    assert!(stamped(&plan(true)));
+
+    // In place, same size, at once: only the ctime tells.
+    let redis = specs.join("20-redis.toml");
+    let was = std::fs::read_to_string(&redis).unwrap();
+    std::fs::write(&redis, was.replace("memory = \"50M\"", "memory = \"64M\"")).unwrap();
+    let o = plan(true);
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    assert!(
+        !stamped(&o) && text(&o).0.contains("redis.container"),
+        "{:?}",
+        text(&o)
+    );
+    std::fs::write(&redis, was).unwrap();
+    settle();
+    assert_eq!(plan(false).status.code(), Some(0));
+    assert!(stamped(&plan(true)));
+
+    let unit = out_dir.join("redis.container");
+    let mut t = std::fs::read_to_string(&unit).unwrap();
+    t.push('\n');
+    std::fs::write(&unit, t).unwrap();
+    let o = plan(true);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "an output file edited: {:?}",
+        text(&o)
+    );
+    assert!(!stamped(&o), "{:?}", text(&o));
+}
+
 /// `status --json` as the library builds it: valid against its schema,
 /// `ok` false as soon as one unit is not active. (The real command needs a
 /// manager; the e2e tests check its output against the same schema.)

@@ -405,7 +405,8 @@ fn files(r: &mut Roff) {
          distinct file stored once in `generations/objects/`), `health.json`, \
          `inputs.json` (hashes of env files, read-only mounts and secret sources), \
          `podman-version.json` (the installed Podman's version, kept until the `podman` \
-         binary changes).",
+         binary changes), `plan-stamp.json` (the fingerprint of what the last plan that \
+         found nothing to change read; safe to delete).",
     );
     file(
         r,

@@ -4,5 +4,6 @@
 pub mod affected;
 pub mod apply;
 pub mod plan;
+pub mod stamp;
 
 pub use plan::{compute, describe, unit_for_file, ActionKind, Extra, Plan, UnitAction};
