@@ -162,73 +162,105 @@ pub fn render_memo(
     let shared = Shared::of(set);
     memo.begin(&shared, opts);
     let mut out = Rendering::new();
-    for n in set.networks.values().filter(|n| !n.external) {
-        let file = memo.networks.get(&n.name, n, || {
-            let unit = units::network(&n.name);
-            systemd_keys::check_one(&unit, &[Table::Network], &n.settings, &n.raw, opts.systemd)?;
-            let view = network_view(n, opts, &unit)?;
-            file_of(
-                render_template("network.tera", &view, &unit)?,
-                &n.source,
-                unit,
-            )
-        })?;
-        out.insert(format!("{}.network", n.name), file);
-    }
-    for v in set.volumes.values() {
-        let file = memo.volumes.get(&v.name, v, || {
-            let unit = units::volume(&v.name);
-            systemd_keys::check_one(&unit, &[Table::Volume], &v.settings, &v.raw, opts.systemd)?;
-            let view = volume_view(v, opts, &unit)?;
-            file_of(
-                render_template("volume.tera", &view, &unit)?,
-                &v.source,
-                unit,
-            )
-        })?;
-        out.insert(format!("{}.volume", v.name), file);
-    }
-    for i in set.images.values() {
-        let file = memo.images.get(&i.name, i, || {
-            let unit = units::image(&i.name);
-            systemd_keys::check_one(&unit, &[Table::Image], &i.settings, &i.raw, opts.systemd)?;
-            let view = image_view(i, opts, &unit)?;
-            file_of(
-                render_template("image.tera", &view, &unit)?,
-                &i.source,
-                unit,
-            )
-        })?;
-        out.insert(Kind::Image.file(&i.name), file);
-    }
-    for p in set.pods.values() {
-        let file = memo.pods.get(&p.name, p, || {
-            let unit = units::pod(&p.name);
-            systemd_keys::check_one(&unit, &[Table::Pod], &p.settings, &p.raw, opts.systemd)?;
-            let view = pod_view(&shared, p, opts, &unit)?;
-            file_of(render_template("pod.tera", &view, &unit)?, &p.source, unit)
-        })?;
-        out.insert(format!("{}.pod", p.name), file);
-    }
-    for c in set.containers.values() {
-        let file = memo.containers.get(&c.name, c, || {
-            let unit = units::container(&c.name);
-            systemd_keys::check_one(&unit, CONTAINER_TABLES, &c.settings, &c.raw, opts.systemd)?;
-            let view = container_view(&shared, c, opts, &unit)?;
-            file_of(
-                render_template("container.tera", &view, &unit)?,
-                &c.source,
-                unit,
-            )
-        })?;
-        out.insert(format!("{}.container", c.name), file);
-    }
+    let o = &mut out;
+    let networks = set.networks.values().filter(|n| !n.external);
+    render_units(networks, &mut memo.networks, opts, o, |n, unit| {
+        network_view(n, opts, unit)
+    })?;
+    render_units(
+        set.volumes.values(),
+        &mut memo.volumes,
+        opts,
+        o,
+        |v, unit| volume_view(v, opts, unit),
+    )?;
+    render_units(set.images.values(), &mut memo.images, opts, o, |i, unit| {
+        image_view(i, opts, unit)
+    })?;
+    render_units(set.pods.values(), &mut memo.pods, opts, o, |p, unit| {
+        pod_view(&shared, p, opts, unit)
+    })?;
+    render_units(
+        set.containers.values(),
+        &mut memo.containers,
+        opts,
+        o,
+        |c, unit| container_view(&shared, c, opts, unit),
+    )?;
     memo.end(set);
     Ok(out)
 }
 
-/// The spec tables a container's keys come from.
-const CONTAINER_TABLES: &[Table] = &[Table::Container, Table::Resources, Table::Health];
+/// Renders the units of one kind into `out`: each from `memo` when its
+/// spec is the one it was rendered from, else gated on the target systemd,
+/// viewed (`view` gates on the target Podman) and put through the kind's
+/// template.
+fn render_units<'a, U: UnitSpec + 'a, V: Serialize>(
+    specs: impl Iterator<Item = &'a U>,
+    memo: &mut memo::Entries<U>,
+    opts: &RenderOptions,
+    out: &mut Rendering,
+    view: impl Fn(&U, &str) -> Result<V, RenderError>,
+) -> Result<(), RenderError> {
+    for spec in specs {
+        let file = memo.get(spec.name(), spec, || {
+            let unit = U::KIND.unit(spec.name());
+            let (settings, raw) = (spec.settings(), spec.raw());
+            systemd_keys::check_one(&unit, U::TABLES, settings, raw, opts.systemd)?;
+            let view = view(spec, &unit)?;
+            let template = format!("{}.tera", U::KIND.table());
+            file_of(
+                render_template(&template, &view, &unit)?,
+                spec.source(),
+                unit,
+            )
+        })?;
+        out.insert(U::KIND.file(spec.name()), file);
+    }
+    Ok(())
+}
+
+/// What rendering needs of any unit's spec besides its own view.
+trait UnitSpec: Clone + PartialEq {
+    const KIND: Kind;
+    /// The spec tables its keys come from (for the systemd gate).
+    const TABLES: &'static [Table];
+    fn name(&self) -> &str;
+    fn settings(&self) -> &crate::spec::Settings;
+    fn raw(&self) -> &crate::spec::RawKeys;
+    fn source(&self) -> &Path;
+}
+
+macro_rules! unit_spec {
+    ($spec:ty, $kind:expr, $tables:expr) => {
+        impl UnitSpec for $spec {
+            const KIND: Kind = $kind;
+            const TABLES: &'static [Table] = $tables;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn settings(&self) -> &crate::spec::Settings {
+                &self.settings
+            }
+            fn raw(&self) -> &crate::spec::RawKeys {
+                &self.raw
+            }
+            fn source(&self) -> &Path {
+                &self.source
+            }
+        }
+    };
+}
+
+unit_spec!(Network, Kind::Network, &[Table::Network]);
+unit_spec!(Volume, Kind::Volume, &[Table::Volume]);
+unit_spec!(Image, Kind::Image, &[Table::Image]);
+unit_spec!(Pod, Kind::Pod, &[Table::Pod]);
+unit_spec!(
+    std::sync::Arc<Container>,
+    Kind::Container,
+    &[Table::Container, Table::Resources, Table::Health]
+);
 
 fn file_of(contents: String, source: &Path, unit: String) -> Result<RenderedFile, RenderError> {
     Ok(RenderedFile {
