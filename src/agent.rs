@@ -153,12 +153,6 @@ impl Agent {
         }
     }
 
-    /// Refuses specs that need a newer systemd than the one learnt (for
-    /// specs rendered before the manager was reached).
-    pub fn check_systemd(&self, set: &SpecSet) -> Result<(), AgentError> {
-        crate::render::systemd_keys::check(set, self.systemd.get()).map_err(|e| located(set, e))
-    }
-
     pub fn load_specs(&self) -> Result<SpecSet, AgentError> {
         let dir = &self.cfg.specs_dir;
         let trust = self.cfg.trust().map_err(|e| {

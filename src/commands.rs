@@ -565,16 +565,21 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
             report_error(e, false)
         }
     };
-    // Validate before touching the bus: bad specs are exit 2 even when systemd is down.
     let extra = || Extra {
         allow_empty: cmd.allow_empty,
         ..Extra::default()
     };
+    // Rendered for the manager's systemd where it answers; validated
+    // either way: bad specs are exit 2 even when systemd is down.
+    let sd = connect(&agent.cfg).await;
+    if let Ok(sd) = &sd {
+        agent.learn_systemd(sd).await;
+    }
     let (set, desired) = match agent.plan(extra()) {
         Ok((set, desired, _)) => (set, desired),
         Err(e) => return Ok(refuse(&e)),
     };
-    let sd = match connect(&agent.cfg).await {
+    let sd = match sd {
         Ok(sd) => sd,
         Err(e) if cmd.json => {
             print_json(&ApplyResult::failed(chain(&e)));
@@ -582,11 +587,6 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
-    // Rendered before the bus was reached: the manager's systemd now.
-    agent.learn_systemd(&sd).await;
-    if let Err(e) = agent.check_systemd(&set) {
-        return Ok(refuse(&e));
-    }
     // Planned once more under the lock; loaded and rendered once.
     let applied = match agent
         .apply_rendered(&sd, "apply", extra(), set, desired)

@@ -19,7 +19,7 @@ use std::fmt;
 
 use super::RenderError;
 use crate::spec::keys::{self, Section, Table};
-use crate::spec::model::{units, RawKeys, Settings, SpecSet};
+use crate::spec::model::{RawKeys, Settings};
 
 /// A systemd release: its major version, which is what systemd numbers
 /// (`252.39-1~deb12u1` is 252 with a distribution's patches).
@@ -212,65 +212,10 @@ pub fn needs(section: Section, key: &str) -> Option<u32> {
     }
 }
 
-/// Refuses the first systemd key of `set` that `have` lacks: a generic
-/// spec key (`restart_steps`) or an escape-hatch key in [`KEYS`]. `None`:
-/// the target is unknown, nothing is refused.
-/// Rendering checks each unit it renders the same way; this is for specs
-/// rendered before the target was known.
-pub fn check(set: &SpecSet, have: Option<SystemdVersion>) -> Result<(), RenderError> {
-    if have.is_none() {
-        return Ok(());
-    }
-    const CONTAINER: &[Table] = &[Table::Container, Table::Resources, Table::Health];
-    for c in set.containers.values() {
-        check_one(
-            &units::container(&c.name),
-            CONTAINER,
-            &c.settings,
-            &c.raw,
-            have,
-        )?;
-    }
-    for n in set.networks.values().filter(|n| !n.external) {
-        check_one(
-            &units::network(&n.name),
-            &[Table::Network],
-            &n.settings,
-            &n.raw,
-            have,
-        )?;
-    }
-    for v in set.volumes.values() {
-        check_one(
-            &units::volume(&v.name),
-            &[Table::Volume],
-            &v.settings,
-            &v.raw,
-            have,
-        )?;
-    }
-    for p in set.pods.values() {
-        check_one(
-            &units::pod(&p.name),
-            &[Table::Pod],
-            &p.settings,
-            &p.raw,
-            have,
-        )?;
-    }
-    for i in set.images.values() {
-        check_one(
-            &units::image(&i.name),
-            &[Table::Image],
-            &i.settings,
-            &i.raw,
-            have,
-        )?;
-    }
-    Ok(())
-}
-
-/// [`check`] for one unit (`tables`: where its spec keys come from).
+/// Refuses the first systemd key of one unit's spec that `have` lacks: a
+/// generic spec key (`restart_steps`) or an escape-hatch key in [`KEYS`]
+/// (`tables`: where its spec keys come from). `None`: the target is
+/// unknown, nothing is refused. Rendering calls it for each unit it renders.
 pub(super) fn check_one(
     unit: &str,
     tables: &[Table],

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::render::{render, RenderOptions, TEMPLATE_SOURCES};
-use crate::spec::load_texts;
+use crate::spec::{load_texts, SpecSet};
 
 fn set(text: &str) -> SpecSet {
     load_texts(&[(PathBuf::from("/s/a.toml"), text.into())]).unwrap()
