@@ -411,7 +411,7 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
         laps.lap("load");
         let desired = agent.render(&set).unwrap();
         laps.lap("render");
-        let (set, desired, plan) = agent.plan_rendered(set, desired, Extra::default()).unwrap();
+        let (set, desired, mut plan) = agent.plan_rendered(set, desired, Extra::default()).unwrap();
         laps.lap("plan");
         let check = if cached {
             reconcile::affected::to_check(&plan, &desired)
@@ -438,8 +438,13 @@ fn one_change(specs: &Path, config: &Path, uptodate: &Path, key: &dyn Fn(&str) -
             round_old(&agent.cfg.state_dir, &specs, &desired);
         }
         laps.lap("history");
-        deploy_agent::inputs::save(&agent.cfg.state_dir, &deploy_agent::inputs::hashes(&set))
-            .unwrap();
+        // The agent saves the hashes its plan was made against; before,
+        // it hashed every input again.
+        let inputs = match (plan.inputs.take(), cached) {
+            (Some(h), true) => h,
+            _ => deploy_agent::inputs::hashes(&set),
+        };
+        deploy_agent::inputs::save(&agent.cfg.state_dir, &inputs).unwrap();
         laps.lap("input_hashes");
         (plan, set, desired)
     };

@@ -267,7 +267,8 @@ impl Agent {
             extra.restart.entry(file).or_insert(reason);
         }
         let allow_empty = extra.allow_empty || self.cfg.allow_empty;
-        let plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
+        let mut plan = apply::make_plan(&set, &desired, &self.target(), extra)?;
+        plan.inputs = Some(inputs);
         if desired.is_empty() && !plan.remove.is_empty() && !allow_empty {
             let names: Vec<&str> = plan.remove.iter().map(|f| f.name.as_str()).collect();
             return Err(AgentError::EmptySpecs {
@@ -560,7 +561,7 @@ impl Agent {
     async fn execute(
         &self,
         sd: &Systemd,
-        plan: Plan,
+        mut plan: Plan,
         desired: &BTreeMap<String, String>,
         set: SpecSet,
         origin: &str,
@@ -635,6 +636,7 @@ impl Agent {
             origin,
             self.cfg.history,
         )?;
+        let inputs = plan.inputs.take();
         let report = match apply::execute(sd, plan, desired, &self.target()).await {
             Ok(r) => r,
             Err(e) => {
@@ -669,7 +671,8 @@ impl Agent {
         }
         crate::failpoint!("before-inputs-save");
         if failures.is_empty() {
-            crate::inputs::save(&self.cfg.state_dir, &crate::inputs::hashes(&set))?;
+            let inputs = inputs.unwrap_or_else(|| crate::inputs::hashes(&set));
+            crate::inputs::save(&self.cfg.state_dir, &inputs)?;
         }
         let outcome = if failures.is_empty() {
             Outcome::Ok

@@ -50,6 +50,11 @@ pub struct Plan {
     /// Whether apply issues its one daemon-reload (files changed, or an
     /// interrupted apply may have written files without reloading).
     pub reload: bool,
+    /// The input hashes the plan was made against (`inputs.rs`): what a
+    /// successful apply saves, so that an input changed while it ran is
+    /// still a change to the next one. Not part of the plan's document.
+    #[serde(skip)]
+    pub inputs: Option<crate::inputs::Hashes>,
 }
 
 impl Plan {
