@@ -79,6 +79,18 @@ fn plan_shows_and_apply_starts_a_unit_stopped_outside_a_change() {
         ws.agent_ok(&["plan"]).trim(),
         "No changes: the output directory and the units match the specs."
     );
+    // Settled: that plan is remembered (`reconcile/stamp.rs`), and the
+    // next one answers from it, still asking systemd about the units.
+    std::thread::sleep(Duration::from_millis(2100));
+    ws.agent_ok(&["plan"]);
+    let stamped = ws.agent(&["-v", "plan", "--json"]);
+    let err = String::from_utf8_lossy(&stamped.stderr);
+    assert!(err.contains("nothing a plan reads changed"), "{err}");
+    assert!(
+        stdout(&stamped).contains("\"drift_checked\": true"),
+        "{}",
+        stdout(&stamped)
+    );
     ws.env.user_ok(&["podman", "stop", "-t", "1", "e2e-driftc"]);
     ws.env.wait_for("down", Duration::from_secs(30), || {
         ws.env.unit_prop("e2e-driftc.service", "ActiveState") == "inactive"
