@@ -18,8 +18,13 @@
 # * `deploy-agent plan` with nothing to change (answered from the plan
 #   stamp, and in full) and with every file new, against `quadlet -dryrun`
 #   on the same files.
-# The daemon's idle CPU and the first apply against `systemctl start` need a
-# real user manager: benches/scenarios.sh idle|many (see benches/run.sh).
+# * the idle daemon's health supervision, whole (the daemon's own loop
+#   arms, real HTTP probes to one local server on the generated ports, the
+#   bookkeeping), its CPU over BENCH_IDLE_SECS (default 30) at 100 and
+#   1,000 services, against the bookkeeping as before (`pipeline idle`).
+# The daemon's idle CPU with real containers and the first apply against
+# `systemctl start` need a real user manager: benches/scenarios.sh idle|many
+# (see benches/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +68,8 @@ put load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 put commit "$(git rev-parse --short HEAD)"
 put podman "$(podman --version 2>/dev/null || echo none)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-agent-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+SERVE=
+trap 'rm -rf "$WORK"; [ -z "$SERVE" ] || kill "$SERVE" 2>/dev/null' EXIT
 started=$(date +%s)
 for n in ${BENCH_SIZES:-10 100 1000}; do
     say "$n services"
@@ -94,10 +100,22 @@ for n in ${BENCH_SIZES:-10 100 1000}; do
         "$pipe" exec "cli.plan_full.$n.r$round" -- "$BIN" plan "${F[@]}" --output-dir "$d/cli-same" | results
         "$pipe" exec "cli.plan_new.$n.r$round" -- "$BIN" plan "${C[@]}" --output-dir "$d/empty" | results
     done
+    # The idle daemon's supervision, whole (probes included), against one
+    # process answering HTTP on the generated containers' ports.
+    if [ "$n" -ge 100 ]; then
+        "$pipe" serve 20000 "$n" >"$d/serve.log" 2>&1 &
+        SERVE=$!
+        for _ in $(seq 100); do grep -q ready "$d/serve.log" && break; sleep 0.1; done
+        grep -q ready "$d/serve.log" || { cat "$d/serve.log" >&2; exit 1; }
+        "$pipe" idle "$d/specs" "${BENCH_IDLE_SECS:-30}" | results
+        kill "$SERVE"; wait "$SERVE" 2>/dev/null || true
+        SERVE=
+    fi
     rm -rf "$d"
 done
 put load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 put sizes "${BENCH_SIZES:-10 100 1000}"
+put idle_secs "${BENCH_IDLE_SECS:-30}"
 put seconds "$(($(date +%s) - started))"
 say "raw values: $RES"
 bash benches/host_report.sh "$RES" >"$OUT/HOST.md"

@@ -101,3 +101,28 @@ for n in $sizes; do
         "$(calc '%.2f' "($s1 + $s2) / ($q1 + $q2)")" "$(calc '%.2f' "($f1 + $f2) / ($q1 + $q2)")" \
         "$(calc '%.2f' "($w1 + $w2) / ($q1 + $q2)")"
 done
+
+cat <<MD
+
+### 5.5 The idle daemon's health supervision, whole, without systemd
+
+\`pipeline idle\`: the daemon's own supervisor loop arms (tick the due
+machines, which spawn the probes; feed each result back; the history only
+when the verdict changes) with real HTTP probes (interval 10 s) to one
+process (\`pipeline serve\`) answering \`200 OK\` and closing the
+connection on each generated container's port, as busybox httpd does. CPU of
+the whole process (every thread, schedstat) over $(get "idle_secs") s after every
+unit turned healthy; "as before" writes health.json and the history on every
+result.
+
+| services | probe results | **CPU, now** | CPU, as before | ratio |
+|---|---|---|---|---|
+MD
+for n in $sizes; do
+    [ "$n" -ge 100 ] || continue
+    now=$(num "idle.now.cpu_pct_x100.$n"); before=$(num "idle.as_before.cpu_pct_x100.$n")
+    printf '| %s | %s | **%s %%** (%s ms) | %s %% (%s ms) | %s |\n' "$n" "$(num "idle.now.results.$n")" \
+        "$(calc '%.2f' "$now / 100")" "$(calc '%.0f' "$(num "idle.now.cpu_us.$n") / 1000")" \
+        "$(calc '%.2f' "$before / 100")" "$(calc '%.0f' "$(num "idle.as_before.cpu_us.$n") / 1000")" \
+        "$(calc '%.2f' "$now / $before")"
+done

@@ -16,6 +16,8 @@
 //!   daemon's per-probe-result bookkeeping (see [`bookkeeping`]).
 //! * `exec NAME -- CMD ARGS...`: times an external command (stdout and
 //!   stderr captured, as the agent captures the generator's); it must exit 0.
+//! * `serve PORT0 N` and `idle SPECS SECS`: the idle daemon's health
+//!   supervision against real HTTP endpoints, and its CPU (see `idle.rs`).
 //!
 //! Every measurement is one warm-up run, then repeated runs until
 //! `BENCH_BUDGET_MS` (default 1500) is spent, at least `BENCH_MIN_RUNS`
@@ -34,6 +36,9 @@ use deploy_agent::agent::Agent;
 use deploy_agent::config::{Config, Env, Overrides};
 use deploy_agent::output::Current;
 use deploy_agent::reconcile::{self, Extra};
+
+#[path = "pipeline/idle.rs"]
+mod idle;
 use deploy_agent::render::{self, RenderOptions};
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -685,6 +690,8 @@ fn exec(name: &str, argv: &[String]) -> ExitCode {
 const USAGE: &str = "usage: pipeline gen N DIR [PORT0]
        pipeline lib SPECS EMPTY_OUT UPTODATE_OUT CONFIG
        pipeline exec NAME -- CMD ARGS...
+       pipeline serve PORT0 N
+       pipeline idle SPECS SECS
 (see benches/run.sh)";
 
 fn main() -> ExitCode {
@@ -711,6 +718,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["exec", name, "--", ..] => exec(name, &args[3..]),
+        ["serve", port0, n] => {
+            idle::serve(port0.parse().expect("PORT0"), n.parse().expect("N"));
+            ExitCode::SUCCESS
+        }
+        ["idle", specs, secs] => {
+            deploy_agent::journal::init(0, false);
+            idle::idle(Path::new(specs), secs.parse().expect("SECS"));
+            ExitCode::SUCCESS
+        }
         _ => {
             // `cargo test --benches` runs this without arguments: nothing to do.
             println!("{USAGE}");
