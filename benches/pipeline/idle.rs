@@ -123,9 +123,12 @@ async fn supervise(
                 results += 1;
                 sup.on_result(&name, epoch, result, Instant::now());
                 let verdict = if before { sup.flush(); sup.verdict() } else { sup.verdict_change() };
-                if let (Some(ok), Ok(Some(latest))) = (verdict, history.latest()) {
-                    let v = if ok { Verdict::Healthy } else { Verdict::Unhealthy };
-                    let _ = history.set_health(latest.generation, v);
+                // As the daemon: the history is read only for a verdict.
+                if let Some(ok) = verdict {
+                    if let Ok(Some(latest)) = history.latest() {
+                        let v = if ok { Verdict::Healthy } else { Verdict::Unhealthy };
+                        let _ = history.set_health(latest.generation, v);
+                    }
                 }
             }
         }
