@@ -439,15 +439,7 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
         }
     };
     let began = std::time::SystemTime::now();
-    let scope = if agent.cfg.system {
-        Scope::System
-    } else {
-        Scope::User
-    };
-    let sd = Systemd::connect(scope).await;
-    if let Ok(sd) = &sd {
-        agent.learn_systemd(sd).await;
-    }
+    let sd = reach(&agent).await;
     if let Some(doc) = stamped_plan(&agent, &sd).await {
         return Ok(print_plan(doc, json, detailed));
     }
@@ -491,6 +483,16 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
         json,
         detailed,
     ))
+}
+
+/// The manager the agent works for, its systemd version learnt (see
+/// [`Agent::learn_systemd`]).
+async fn reach(agent: &Agent) -> Result<Systemd, crate::systemd::SystemdError> {
+    let sd = Systemd::connect(scope(&agent.cfg)).await;
+    if let Ok(sd) = &sd {
+        agent.learn_systemd(sd).await;
+    }
+    sd
 }
 
 fn no_drift_note(e: &impl std::fmt::Display) {
@@ -539,14 +541,18 @@ fn print_plan(doc: PlanDoc, json: bool, detailed: bool) -> u8 {
 }
 
 async fn connect(cfg: &Config) -> Result<Systemd> {
-    let scope = if cfg.system {
+    Systemd::connect(scope(cfg))
+        .await
+        .context("cannot reach systemd over D-Bus; nothing was changed")
+}
+
+/// The manager the agent works for: the system's as root, the user's otherwise.
+fn scope(cfg: &Config) -> Scope {
+    if cfg.system {
         Scope::System
     } else {
         Scope::User
-    };
-    Systemd::connect(scope)
-        .await
-        .context("cannot reach systemd over D-Bus; nothing was changed")
+    }
 }
 
 async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
@@ -571,10 +577,9 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
     };
     // Rendered for the manager's systemd where it answers; validated
     // either way: bad specs are exit 2 even when systemd is down.
-    let sd = connect(&agent.cfg).await;
-    if let Ok(sd) = &sd {
-        agent.learn_systemd(sd).await;
-    }
+    let sd = reach(&agent)
+        .await
+        .context("cannot reach systemd over D-Bus; nothing was changed");
     let (set, desired) = match agent.plan(extra()) {
         Ok((set, desired, _)) => (set, desired),
         Err(e) => return Ok(refuse(&e)),
