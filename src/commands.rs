@@ -540,10 +540,11 @@ fn print_plan(doc: PlanDoc, json: bool, detailed: bool) -> u8 {
     crate::formats::plan_exit(&doc, detailed)
 }
 
+/// Why a command that needs systemd stopped before changing anything.
+const UNREACHABLE: &str = "cannot reach systemd over D-Bus; nothing was changed";
+
 async fn connect(cfg: &Config) -> Result<Systemd> {
-    Systemd::connect(scope(cfg))
-        .await
-        .context("cannot reach systemd over D-Bus; nothing was changed")
+    Systemd::connect(scope(cfg)).await.context(UNREACHABLE)
 }
 
 /// The manager the agent works for: the system's as root, the user's otherwise.
@@ -577,9 +578,7 @@ async fn apply(cfg: Config, cmd: &ApplyCmd) -> Result<u8> {
     };
     // Rendered for the manager's systemd where it answers; validated
     // either way: bad specs are exit 2 even when systemd is down.
-    let sd = reach(&agent)
-        .await
-        .context("cannot reach systemd over D-Bus; nothing was changed");
+    let sd = reach(&agent).await.context(UNREACHABLE);
     let (set, desired) = match agent.plan(extra()) {
         Ok((set, desired, _)) => (set, desired),
         Err(e) => return Ok(refuse(&e)),

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::spec::{units, Restart, SpecSet};
+use crate::spec::{Restart, SpecSet};
 use crate::systemd::{Systemd, SystemdError};
 
 /// The states that mean "not running, and nothing is bringing it back".
@@ -48,7 +48,7 @@ pub async fn stopped_among(
     let wanted: Vec<(&String, String)> = watched
         .iter()
         .filter(|file| output_dir.join(file).is_file())
-        .map(|file| (file, units::container(file.trim_end_matches(".container"))))
+        .filter_map(|file| Some((file, crate::reconcile::unit_for_file(file)?)))
         .collect();
     if wanted.is_empty() {
         return Ok(BTreeMap::new());
