@@ -456,10 +456,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<u8> {
     notify(&[sd_notify::NotifyState::Ready]);
 
     loop {
-        let due = d
-            .supervisor
-            .next_due(Instant::now())
-            .map(tokio::time::Instant::from_std);
+        let due = d.supervisor.next_due().map(tokio::time::Instant::from_std);
         let reason = tokio::select! {
             paths = next_specs(&mut watcher) => {
                 let Some(paths) = paths else { anyhow::bail!("the file watcher stopped") };

@@ -9,6 +9,10 @@
 //! check is written at most [`PERSIST_DEBOUNCE`] later, together with every
 //! other such result (see [`Supervisor::next_due`]). The generation's
 //! verdict is handed out only when it changes ([`Supervisor::verdict_change`]).
+//! Which machines are due, and how many are healthy or failed, is kept in
+//! an [`Index`] that every change to a machine updates
+//! ([`Supervisor::drive`]), so finding the due ones and the verdict costs
+//! O(log services), not a scan of every unit per result.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::health::{
-    probe_container, Action, HealthMachine, HealthState, Policy, ProbeResult, StartKind, Transition,
+    probe_container, Action, HealthMachine, HealthState, Output, Policy, ProbeResult, StartKind,
+    Transition,
 };
 use crate::spec::{units, HealthCheck, SpecSet};
 
@@ -44,6 +49,51 @@ struct Watched {
     epoch: u64,
     last: Option<(SystemTime, ProbeResult)>,
     restarts: u32,
+    /// The machine as [`Index`] holds it.
+    indexed: Indexed,
+}
+
+/// What [`Index`] knows of one machine: when it is due, and its state.
+type Indexed = (Option<Instant>, HealthState);
+
+fn indexed(m: &HealthMachine) -> Indexed {
+    (m.due_at(), m.state())
+}
+
+/// The machines by due time, and the counts the verdict needs.
+#[derive(Debug, Default, PartialEq)]
+struct Index {
+    due: BTreeSet<(Instant, String)>,
+    healthy: usize,
+    failed: usize,
+}
+
+impl Index {
+    fn add(&mut self, name: &str, (due, state): Indexed) {
+        if let Some(t) = due {
+            self.due.insert((t, name.to_string()));
+        }
+        self.healthy += usize::from(state == HealthState::Healthy);
+        self.failed += usize::from(state == HealthState::Failed);
+    }
+
+    fn remove(&mut self, name: &str, (due, state): Indexed) {
+        if let Some(t) = due {
+            self.due.remove(&(t, name.to_string()));
+        }
+        self.healthy -= usize::from(state == HealthState::Healthy);
+        self.failed -= usize::from(state == HealthState::Failed);
+    }
+
+    /// Built from scratch: what the kept index must equal.
+    #[cfg(debug_assertions)]
+    fn of(units: &BTreeMap<String, Watched>) -> Index {
+        let mut index = Index::default();
+        for (name, w) in units {
+            index.add(name, indexed(&w.machine));
+        }
+        index
+    }
 }
 
 /// One row of `health.json`.
@@ -59,6 +109,7 @@ pub struct UnitHealth {
 
 pub struct Supervisor {
     units: BTreeMap<String, Watched>,
+    index: Index,
     /// Containers without a health check: unit name, for the summary.
     unchecked: BTreeSet<String>,
     tx: mpsc::UnboundedSender<(String, u64, ProbeResult)>,
@@ -122,6 +173,7 @@ impl Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
         Supervisor {
             units: BTreeMap::new(),
+            index: Index::default(),
             unchecked: BTreeSet::new(),
             tx,
             rx,
@@ -161,7 +213,13 @@ impl Supervisor {
             .filter(|c| c.health.is_some())
             .map(|c| &c.name)
             .collect();
-        self.units.retain(|name, _| wanted.contains(name));
+        let gone: Vec<String> = (self.units.keys())
+            .filter(|name| !wanted.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.forget(&name);
+        }
         for c in set.containers.values() {
             let Some(h) = &c.health else { continue };
             let unit = units::container(&c.name);
@@ -181,21 +239,59 @@ impl Supervisor {
                 unit: unit.clone(),
                 spec_file: c.source.clone(),
                 check: h.check.clone(),
+                indexed: indexed(&machine),
                 machine,
                 epoch,
                 last: None,
                 restarts: 0,
             };
+            self.forget(&c.name);
+            self.index.add(&c.name, w.indexed);
             self.units.insert(c.name.clone(), w);
             self.log(&c.name, &out.transitions);
         }
         self.persist();
+        self.check_index();
+    }
+
+    /// Stops following `name`.
+    fn forget(&mut self, name: &str) {
+        if let Some(w) = self.units.remove(name) {
+            self.index.remove(name, w.indexed);
+        }
+    }
+
+    /// Runs `event` on `name`'s machine and brings the index up to date:
+    /// the one way a followed machine changes.
+    fn drive(
+        &mut self,
+        name: &str,
+        event: impl FnOnce(&mut HealthMachine) -> Output,
+    ) -> Option<Output> {
+        let w = self.units.get_mut(name)?;
+        let out = event(&mut w.machine);
+        let now = indexed(&w.machine);
+        if now != w.indexed {
+            self.index.remove(name, w.indexed);
+            self.index.add(name, now);
+            w.indexed = now;
+        }
+        Some(out)
+    }
+
+    /// In debug builds (the tests), that the kept index equals one built
+    /// from scratch.
+    fn check_index(&self) {
+        #[cfg(debug_assertions)]
+        assert_eq!(self.index, Index::of(&self.units), "supervisor index");
     }
 
     /// The earliest moment a machine wants to be ticked, or `health.json`
     /// to be brought up to date.
-    pub fn next_due(&self, now: Instant) -> Option<Instant> {
-        let machines = self.units.values().map(|w| w.machine.next_due(now)).min();
+    /// Machines that wait for an event (a probe under way, a stopped
+    /// unit) are not due.
+    pub fn next_due(&self) -> Option<Instant> {
+        let machines = self.index.due.first().map(|(t, _)| *t);
         match (machines, self.flush_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -215,27 +311,24 @@ impl Supervisor {
         if self.flush_at.is_some_and(|t| t <= now) {
             self.persist();
         }
-        let due: Vec<String> = self
-            .units
-            .iter()
-            .filter(|(_, w)| w.machine.next_due(now) <= now)
-            .map(|(n, _)| n.clone())
+        let due: Vec<String> = (self.index.due.iter())
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, n)| n.clone())
             .collect();
         let mut cmds = Vec::new();
         let mut changed = false;
         for name in due {
-            let Some(w) = self.units.get_mut(&name) else {
+            let Some(out) = self.drive(&name, |m| m.tick(now)) else {
                 continue;
             };
-            let out = w.machine.tick(now);
-            let transitions = out.transitions.clone();
-            changed |= !transitions.is_empty();
+            changed |= !out.transitions.is_empty();
             cmds.extend(self.act(&name, out.actions));
-            self.log(&name, &transitions);
+            self.log(&name, &out.transitions);
         }
         if changed {
             self.persist();
         }
+        self.check_index();
         cmds
     }
 
@@ -292,15 +385,17 @@ impl Supervisor {
             return vec![];
         }
         w.last = Some((SystemTime::now(), result.clone()));
-        let out = w.machine.on_probe(&result, now);
-        let transitions = out.transitions.clone();
+        let out = self
+            .drive(name, |m| m.on_probe(&result, now))
+            .unwrap_or_default();
         let cmds = self.act(name, out.actions);
-        self.log(name, &transitions);
-        if !transitions.is_empty() || !cmds.is_empty() {
+        self.log(name, &out.transitions);
+        if !out.transitions.is_empty() || !cmds.is_empty() {
             self.persist();
         } else if self.flush_at.is_none() {
             self.flush_at = Some(now + PERSIST_DEBOUNCE);
         }
+        self.check_index();
         cmds
     }
 
@@ -319,7 +414,7 @@ impl Supervisor {
     /// A unit was restarted by the agent (after a `Restart` command) or was
     /// seen (re)starting or stopping through systemd's signals.
     pub fn on_unit(&mut self, unit: &str, active: bool, now: Instant) {
-        let Some((name, w)) = self.units.iter_mut().find(|(_, w)| w.unit == unit) else {
+        let Some((name, w)) = self.units.iter().find(|(_, w)| w.unit == unit) else {
             return;
         };
         if active && w.machine.state() == HealthState::Starting {
@@ -327,30 +422,21 @@ impl Supervisor {
             return;
         }
         let name = name.clone();
-        let out = if active {
-            w.machine.on_started(now, StartKind::Restart)
-        } else {
-            w.machine.on_stopped(now)
-        };
-        self.log(&name, &out.transitions);
+        let out = self.drive(&name, |m| match active {
+            true => m.on_started(now, StartKind::Restart),
+            false => m.on_stopped(now),
+        });
+        self.log(&name, &out.unwrap_or_default().transitions);
         self.persist();
+        self.check_index();
     }
 
     /// For the generation's verdict: healthy when every checked unit is, unhealthy when one failed.
     pub fn verdict(&self) -> Option<bool> {
-        if self
-            .units
-            .values()
-            .any(|w| w.machine.state() == HealthState::Failed)
-        {
+        if self.index.failed > 0 {
             return Some(false);
         }
-        if !self.units.is_empty()
-            && self
-                .units
-                .values()
-                .all(|w| w.machine.state() == HealthState::Healthy)
-        {
+        if !self.units.is_empty() && self.index.healthy == self.units.len() {
             return Some(true);
         }
         None
@@ -487,7 +573,7 @@ mod tests {
             s.summary(),
             "2 services: 1 starting, 1 without health check"
         );
-        let due = s.next_due(t0).unwrap();
+        let due = s.next_due().unwrap();
         assert!(due > t0, "first probe one interval after the start");
         assert!(s.tick(due).is_empty());
         let (name, epoch, r) = s.next_result().await;
@@ -552,7 +638,7 @@ mod tests {
             "not rewritten"
         );
         assert_eq!(s.verdict_change(), None);
-        let due = s.next_due(t2).unwrap();
+        let due = s.next_due().unwrap();
         assert!(
             due <= t2 + PERSIST_DEBOUNCE,
             "the flush is due soon: {due:?}"
@@ -626,5 +712,70 @@ mod tests {
             HealthState::Starting,
             "stale result ignored"
         );
+    }
+
+    /// The index answers what a scan of every machine would, through
+    /// probes, stops and starts seen from systemd, and units dropped and
+    /// replaced by an apply (each step also checks the whole index in
+    /// debug builds).
+    #[test]
+    fn due_times_and_verdict_follow_every_machine_change() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Supervisor::new(d.path());
+        let check = "[container.NAME.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"10s\"\nretries = 1\non_failure = \"none\"\n";
+        let two = ["a", "b"].map(|n| {
+            format!(
+                "[container.{n}]\nimage = \"x\"\n{}",
+                check.replace("NAME", n)
+            )
+        });
+        let spec = set(&two.join(""));
+        let started = BTreeSet::from(["a.service".to_string(), "b.service".to_string()]);
+        let t0 = Instant::now();
+        s.update(&spec, &started, Some(1), t0);
+        let t1 = s.next_due().unwrap();
+        assert!(s.tick(t1).is_empty());
+        assert_eq!(s.next_due(), None, "both probing: only results move them");
+        let ok = |detail: &str| ProbeResult {
+            ok: true,
+            detail: detail.into(),
+            elapsed: Duration::ZERO,
+        };
+        let epoch = |s: &Supervisor, n: &str| s.units[n].epoch;
+        s.on_result("a", epoch(&s, "a"), ok("a"), t1);
+        assert_eq!(s.verdict(), None, "b still starting");
+        s.on_result("b", epoch(&s, "b"), ok("b"), t1);
+        assert_eq!(s.verdict(), Some(true));
+        assert_eq!(
+            s.next_due(),
+            Some(t1 + Duration::from_secs(10)),
+            "both probed at t1"
+        );
+
+        s.on_unit("b.service", false, t1);
+        assert_eq!(s.verdict(), None, "b stopped outside a change");
+        s.on_unit("b.service", true, t1);
+        assert_eq!(s.units["b"].machine.state(), HealthState::Starting);
+
+        // An apply drops b and restarts a: a new machine, starting again.
+        let only_a = set(&two[0]);
+        s.update(&only_a, &BTreeSet::from(["a.service".into()]), Some(2), t1);
+        assert_eq!(s.units.len(), 1);
+        assert_eq!(s.verdict(), None);
+        let t2 = s.units["a"].machine.due_at().unwrap();
+        assert!(s.tick(t2).is_empty());
+        let fail = ProbeResult {
+            ok: false,
+            detail: "refused".into(),
+            elapsed: Duration::ZERO,
+        };
+        s.on_result("a", epoch(&s, "a"), fail, t2 + Duration::from_secs(60));
+        assert_eq!(s.verdict(), Some(false));
+        assert_eq!(s.index, Index::of(&s.units));
     }
 }

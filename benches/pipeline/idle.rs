@@ -110,9 +110,7 @@ async fn supervise(
     let until = tokio::time::Instant::from_std(until);
     let mut results = 0;
     while !(until_healthy && sup.verdict() == Some(true)) {
-        let due = sup
-            .next_due(Instant::now())
-            .map(tokio::time::Instant::from_std);
+        let due = sup.next_due().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = tokio::time::sleep_until(until) => break,
             _ = async { tokio::time::sleep_until(due.unwrap_or(until)).await }, if due.is_some() => {

@@ -299,11 +299,18 @@ impl HealthMachine {
     /// result will come), `now + interval`. Never earlier than one interval
     /// after the last probe started.
     pub fn next_due(&self, now: Instant) -> Instant {
+        self.due_at()
+            .unwrap_or_else(|| now + self.policy.interval())
+    }
+
+    /// The due probe or restart [`next_due`](Self::next_due) would give;
+    /// `None` while only an event (a probe result, a start) can move the
+    /// machine on.
+    pub fn due_at(&self) -> Option<Instant> {
         let probe = self.next_probe_at.filter(|_| !self.probing);
         match (probe, self.restart_at) {
-            (Some(p), Some(r)) => p.min(r),
-            (Some(t), None) | (None, Some(t)) => t,
-            (None, None) => now + self.policy.interval(),
+            (Some(p), Some(r)) => Some(p.min(r)),
+            (p, r) => p.or(r),
         }
     }
 
