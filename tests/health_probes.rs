@@ -158,6 +158,81 @@ async fn status_is_compared_exactly_and_redirects_are_not_followed() {
     server.shut_down().await;
 }
 
+/// A server on 127.0.0.1 that answers its one connection with `reply`,
+/// written in pieces of at most `piece` bytes, then closes it. Its task
+/// gives back the request it read.
+async fn one_reply(reply: Vec<u8>, piece: usize) -> (u16, JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        for part in reply.chunks(piece.max(1)) {
+            let _ = stream.write_all(part).await;
+            let _ = stream.flush().await;
+        }
+        let _ = stream.shutdown().await;
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn plain_http_sends_path_query_and_host_and_reads_a_head_in_pieces() {
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let (port, server) = one_reply(reply, 3).await;
+    let url = format!("http://localhost:{port}/health/ready?deep=1#top");
+    assert_ok(&probe(&http(url, 200, None), TIMEOUT).await, "HTTP 200");
+    let request = server.await.unwrap();
+    assert!(
+        request.starts_with(&format!(
+            "GET /health/ready?deep=1 HTTP/1.1\r\nHost: localhost:{port}\r\n"
+        )),
+        "{request}"
+    );
+    assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
+}
+
+#[tokio::test]
+async fn plain_http_skips_interim_heads_and_names_broken_answers() {
+    let cases: [(&[u8], Result<&str, &str>); 5] = [
+        (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            Ok("HTTP 204"),
+        ),
+        (b"SSH-2.0-OpenSSH_9.2p1\r\n", Err("invalid HTTP response: ")),
+        (b"", Err("connection closed without a response")),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-",
+            Err("connection closed in the middle of the response head"),
+        ),
+        (b"", Err("response head larger than 64 KiB")),
+    ];
+    for (i, (reply, want)) in cases.into_iter().enumerate() {
+        let mut reply = reply.to_vec();
+        if i == 4 {
+            // A head past the limit: one header of 70 KiB.
+            reply = b"HTTP/1.1 200 OK\r\nX-Padding: ".to_vec();
+            reply.resize(70 * 1024, b'a');
+        }
+        let (port, server) = one_reply(reply, 1000).await;
+        let check = http(format!("http://127.0.0.1:{port}/"), 204, None);
+        let r = probe(&check, TIMEOUT).await;
+        match want {
+            Ok(detail) => assert_ok(&r, detail),
+            Err(detail) => assert_fails(&r, detail),
+        }
+        server.abort();
+    }
+}
+
 /// A self-signed certificate for 127.0.0.1 and a TLS acceptor serving it;
 /// the certificate's PEM is written to `dir/name`.
 fn self_signed(dir: &std::path::Path, name: &str) -> (tokio_rustls::TlsAcceptor, PathBuf) {

@@ -19,6 +19,7 @@
 //! tracing fields.
 
 pub mod event;
+mod http1;
 pub mod machine;
 pub mod probe;
 pub mod ready;

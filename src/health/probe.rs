@@ -9,7 +9,8 @@
 //! HTTPS trusts the system's roots plus the spec's optional `ca_file`; a
 //! server whose certificate chains to neither is refused. The `ca_file` is
 //! read through [`crate::userfile`]: a FIFO or device there is an error,
-//! never a blocked thread or an endless read. Redirects are not
+//! never a blocked thread or an endless read. Plain `http://` is spoken by
+//! [`super::http1`], everything else by reqwest. Redirects are not
 //! followed (the status is compared exactly with `expect_status`), proxies
 //! from the environment are ignored and no connection is reused, so each
 //! probe opens a fresh connection to the service itself.
@@ -215,6 +216,20 @@ async fn tcp(addr: &str) -> Result<String, ProbeError> {
 }
 
 async fn http(url: &str, expected: u16, ca_file: Option<&Path>) -> Result<String, ProbeError> {
+    let status = match super::http1::plain(url).filter(|_| ca_file.is_none()) {
+        Some(plain) => super::http1::status(&plain).await?,
+        None => through_reqwest(url, ca_file).await?,
+    };
+    if status == expected {
+        Ok(format!("HTTP {status}"))
+    } else {
+        Err(ProbeError::Status { status, expected })
+    }
+}
+
+/// The status of `GET url` through reqwest: `https://` (with the spec's
+/// `ca_file`), and URLs that carry credentials.
+async fn through_reqwest(url: &str, ca_file: Option<&Path>) -> Result<u16, ProbeError> {
     let extra_root = match ca_file {
         Some(path) => {
             // A plain call: the open never blocks (O_NONBLOCK, a FIFO or
@@ -226,12 +241,7 @@ async fn http(url: &str, expected: u16, ca_file: Option<&Path>) -> Result<String
     };
     let client = client_for(extra_root)?;
     let response = client.get(url).send().await.map_err(classify)?;
-    let status = response.status().as_u16();
-    if status == expected {
-        Ok(format!("HTTP {status}"))
-    } else {
-        Err(ProbeError::Status { status, expected })
-    }
+    Ok(response.status().as_u16())
 }
 
 /// One client per `ca_file` (and one without), rebuilt when the file's
