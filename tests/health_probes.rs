@@ -11,7 +11,7 @@ use std::time::Duration;
 use deploy_agent::health::{ensure_crypto_provider, probe, probe_container, ProbeResult};
 use deploy_agent::spec::model::HealthCheck;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 
@@ -58,10 +58,16 @@ impl Server {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    /// Stops accepting and closes the listening socket.
-    async fn shut_down(self) {
+    /// Stops accepting and closes the listening socket. The port stays
+    /// bound (not listening) while the returned socket lives, so that no
+    /// other process on the host can take it meanwhile and answer.
+    async fn shut_down(self) -> TcpSocket {
         self.task.abort();
         let _ = self.task.await;
+        let held = TcpSocket::new_v4().unwrap();
+        held.set_reuseaddr(true).unwrap();
+        held.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        held
     }
 }
 
@@ -105,10 +111,12 @@ fn assert_fails(r: &ProbeResult, detail_starts: &str) {
     );
 }
 
-/// A port nothing listens on (bound, then released).
-async fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+/// A port nothing listens on: bound, not listening, while the returned
+/// socket lives (a released port could be taken by another process).
+fn closed_port() -> (u16, TcpSocket) {
+    let held = TcpSocket::new_v4().unwrap();
+    held.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    (held.local_addr().unwrap().port(), held)
 }
 
 #[tokio::test]
@@ -129,7 +137,7 @@ async fn http_probe_follows_the_server_healthy_then_500_then_gone() {
         "HTTP 500 (expected 200)"
     );
 
-    server.shut_down().await;
+    let _held = server.shut_down().await;
     let r = probe(&check, TIMEOUT).await;
     assert_fails(&r, "connection refused");
     assert_eq!(r.detail, "connection refused");
@@ -295,7 +303,8 @@ async fn tcp_probe_open_and_closed_ports() {
     .await;
     assert_ok(&r, &format!("connected to {open}"));
 
-    let closed = format!("127.0.0.1:{}", closed_port().await);
+    let (port, _held) = closed_port();
+    let closed = format!("127.0.0.1:{port}");
     let r = probe(&HealthCheck::Tcp { addr: closed }, TIMEOUT).await;
     assert_fails(&r, "connection refused");
     assert_eq!(r.detail, "connection refused");
