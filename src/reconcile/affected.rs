@@ -48,6 +48,11 @@ pub fn to_check(plan: &Plan, desired: &BTreeMap<String, String>) -> BTreeMap<Str
         .copied()
         .chain(plan.remove.iter().map(|f| f.name.as_str()))
         .collect();
+    if desired.keys().all(|name| written.contains(name.as_str())) {
+        // Every file is new or changed (a first plan): all of them, and
+        // whatever they name is among them.
+        return desired.clone();
+    }
     // A file names a touched one only if its text contains that name: with
     // a few touched, that substring test spares splitting every other file
     // into words (cost of the change, not of the host).
@@ -181,5 +186,10 @@ mod tests {
             names(&plan),
             ["a.container", "b.container", "net.network", "vol.volume"]
         );
+        // Every file written (a first plan): all of them.
+        plan.remove = vec![];
+        plan.add = desired().keys().map(|n| change(n)).collect();
+        plan.change = vec![];
+        assert_eq!(names(&plan), desired().into_keys().collect::<Vec<_>>());
     }
 }
