@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::parse::{parse_file, ParsedFile};
+use super::parse::{parse_files, ParsedFile};
 use super::SpecFile;
 use crate::userfile::FileKey;
 
@@ -70,21 +70,23 @@ impl SpecCache {
     /// each: `None` when not settled): cached when the text is the same;
     /// forgets files no longer given. Ends a load.
     pub(super) fn parse(&mut self, files: &[(SpecFile, Option<FileKey>)]) -> Vec<ParsedFile> {
-        self.parsed_last = 0;
         let mut kept = BTreeMap::new();
+        let unknown: Vec<(&Path, &str)> = (files.iter())
+            .filter(|(f, _)| self.files.get(&f.path).is_none_or(|e| e.text != f.text))
+            .map(|(f, _)| (f.path.as_path(), f.text.as_str()))
+            .collect();
+        self.parsed_last = unknown.len();
+        let mut fresh = parse_files(&unknown).into_iter();
         let parsed = files
             .iter()
             .map(|(f, read_as)| {
                 let mut entry = match self.files.remove(&f.path) {
                     Some(e) if e.text == f.text => e,
-                    _ => {
-                        self.parsed_last += 1;
-                        Entry {
-                            text: f.text.clone(),
-                            parsed: parse_file(&f.path, &f.text),
-                            key: None,
-                        }
-                    }
+                    _ => Entry {
+                        text: f.text.clone(),
+                        parsed: fresh.next().expect("one parse per unknown file"),
+                        key: None,
+                    },
                 };
                 entry.key = *read_as;
                 let out = entry.parsed.clone();

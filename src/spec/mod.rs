@@ -100,10 +100,10 @@ pub fn load_texts(files: &[(PathBuf, String)]) -> Result<SpecSet, SpecErrors> {
 }
 
 fn build(files: Vec<SpecFile>, errors: &mut Vec<SpecError>) -> SpecSet {
-    let parsed = files
-        .iter()
-        .map(|f| parse::parse_file(&f.path, &f.text))
+    let texts: Vec<(&Path, &str)> = (files.iter())
+        .map(|f| (f.path.as_path(), f.text.as_str()))
         .collect();
+    let parsed = parse::parse_files(&texts);
     validate::merge(parsed, files, errors)
 }
 

@@ -81,6 +81,33 @@ fn check_image_ref(s: &str) -> Result<String, String> {
     }
 }
 
+/// Files one parsing thread takes at least: fewer would cost more in
+/// thread starts than they save.
+const FILES_PER_THREAD: usize = 64;
+
+/// [`parse_file`] of each `(path, text)`, in order. Each file parses on its
+/// own (the cross-file checks come after, in `validate::merge`), so many
+/// files are split over the host's cores: at 1,000 files, parsing is most
+/// of a load.
+pub(crate) fn parse_files(files: &[(&Path, &str)]) -> Vec<ParsedFile> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(files.len() / FILES_PER_THREAD).max(1);
+    let parse_all = |part: &[(&Path, &str)]| -> Vec<ParsedFile> {
+        part.iter().map(|(p, t)| parse_file(p, t)).collect()
+    };
+    if threads == 1 {
+        return parse_all(files);
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (files.chunks(files.len().div_ceil(threads)))
+            .map(|part| scope.spawn(move || parse_all(part)))
+            .collect();
+        (parts.into_iter())
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Parses one spec file's text. Never fails: problems are in `errors`.
 pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();
