@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::budget::Host;
 use crate::config::Config;
 use crate::history::{History, HistoryError, Outcome};
 use crate::journal::ids;
@@ -280,14 +281,14 @@ impl Agent {
         Ok((set, desired, plan))
     }
 
-    /// What a plan depends on besides files (see [`stamp`]).
-    fn stamp_context(&self) -> stamp::Context<'_> {
-        let host = crate::budget::Host::detect(self.cfg.host_memory, self.cfg.host_cpus);
+    /// What a plan depends on besides files (see [`stamp`]), given the
+    /// trust settings and the host's size the caller has already resolved.
+    fn stamp_context(&self, trust: &crate::spec::Trust, host: Host) -> stamp::Context<'_> {
         stamp::Context {
             settings: vec![
                 env!("CARGO_PKG_VERSION").to_string(),
                 format!("{:?}", self.cfg),
-                format!("{:?}", self.cfg.trust()),
+                format!("{trust:?}"),
                 format!("{:?}", self.podman),
                 format!("{:?}", self.systemd.get()),
                 format!("{host:?}"),
@@ -307,7 +308,8 @@ impl Agent {
         // Trust is a verdict on owners and modes up to `/`: checked again.
         let trust = self.cfg.trust().ok()?;
         trust.check_specs_dir(&self.cfg.specs_dir).ok()?;
-        stamp.holds(&self.stamp_context()).then_some(stamp.said)
+        let context = self.stamp_context(&trust, self.host());
+        stamp.holds(&context).then_some(stamp.said)
     }
 
     /// Remembers that the plan of `set`, begun at `began`, found nothing to
@@ -319,12 +321,17 @@ impl Agent {
             tracing::debug!("plan not remembered: pins are in force or no state directory");
             return;
         }
+        let Ok(trust) = self.cfg.trust() else {
+            return; // the plan itself resolved it; a plan that did not is not stamped
+        };
+        let host = self.host();
         let said = stamp::Said {
             inputs: crate::inputs::paths(set),
             watched: crate::drift::watched(set),
-            warnings: self.budget(set).warnings,
+            warnings: crate::budget::check(set, host).warnings,
         };
-        let Some(s) = stamp::Stamp::taken(&self.stamp_context(), said, began) else {
+        let context = self.stamp_context(&trust, host);
+        let Some(s) = stamp::Stamp::taken(&context, said, began) else {
             tracing::debug!("plan not remembered: a file it read changed less than 2 s before it");
             return;
         };
@@ -335,8 +342,12 @@ impl Agent {
 
     /// The host budget check for `set` (agent.toml `[host]`, else this machine).
     pub fn budget(&self, set: &SpecSet) -> crate::budget::Verdict {
-        let host = crate::budget::Host::detect(self.cfg.host_memory, self.cfg.host_cpus);
-        crate::budget::check(set, host)
+        crate::budget::check(set, self.host())
+    }
+
+    /// The host's size: agent.toml `[host]`, else this machine's.
+    fn host(&self) -> Host {
+        Host::detect(self.cfg.host_memory, self.cfg.host_cpus)
     }
 
     /// The rendered files that differ from what the specs (and pins) say:
@@ -574,7 +585,7 @@ impl Agent {
             .collect();
         let specs = &specs[..];
         let history = self.history();
-        let noop = plan.is_noop() && plan.conflicts.is_empty();
+        let noop = plan.settled();
         if let Some(n) = history.settle_interrupted(desired, noop)? {
             tracing::warn!(
                 generation = n,

@@ -475,7 +475,7 @@ async fn plan(cfg: Config, json: bool, detailed: bool) -> Result<u8> {
             return Ok(EXIT_INVALID);
         }
     }
-    if plan.is_noop() && plan.conflicts.is_empty() {
+    if plan.settled() {
         agent.stamp_noop(&set, began);
     }
     Ok(print_plan(

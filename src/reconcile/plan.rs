@@ -67,6 +67,12 @@ impl Plan {
             && !self.reload
     }
 
+    /// Nothing to do and nothing in the way: what `plan` reports as "No
+    /// changes".
+    pub fn settled(&self) -> bool {
+        self.is_noop() && self.conflicts.is_empty()
+    }
+
     pub fn files_changed(&self) -> bool {
         !(self.add.is_empty() && self.change.is_empty() && self.remove.is_empty())
     }
@@ -277,7 +283,7 @@ pub fn compute(
 /// The plan as an operator reads it: files with diffs, then unit actions.
 pub fn describe(plan: &Plan) -> String {
     let mut s = String::new();
-    if plan.is_noop() && plan.conflicts.is_empty() {
+    if plan.settled() {
         return "No changes: the output directory and the units match the specs.\n".into();
     }
     for c in &plan.conflicts {

@@ -202,13 +202,13 @@ fn render_units<'a, U: UnitSpec + 'a, V: Serialize>(
     out: &mut Rendering,
     view: impl Fn(&U, &str) -> Result<V, RenderError>,
 ) -> Result<(), RenderError> {
+    let template = format!("{}.tera", U::KIND.table());
     for spec in specs {
         let file = memo.get(spec.name(), spec, || {
             let unit = U::KIND.unit(spec.name());
             let (settings, raw) = (spec.settings(), spec.raw());
             systemd_keys::check_one(&unit, U::TABLES, settings, raw, opts.systemd)?;
             let view = view(spec, &unit)?;
-            let template = format!("{}.tera", U::KIND.table());
             file_of(
                 render_template(&template, &view, &unit)?,
                 spec.source(),
