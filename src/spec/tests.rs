@@ -746,3 +746,40 @@ fn a_cached_load_reads_only_files_whose_identity_changed() {
     load(1, 0);
     load(1, 0);
 }
+
+/// Enough files to be parsed on several threads give what parsing them one
+/// by one gives: the same entries in the same order, each error at its own
+/// file and line.
+#[test]
+fn many_files_parse_on_all_cores_as_they_would_one_by_one() {
+    let files: Vec<(PathBuf, String)> = (0..300)
+        .map(|i| {
+            let extra = if i % 50 == 7 { "bogus = 1\n" } else { "" };
+            let text = format!("[container.c{i}]\nimage = \"x\"\n{extra}");
+            (PathBuf::from(format!("/specs/f{i:03}.toml")), text)
+        })
+        .collect();
+    let texts: Vec<(&Path, &str)> = (files.iter())
+        .map(|(p, t)| (p.as_path(), t.as_str()))
+        .collect();
+    let together = super::parse::parse_files(&texts);
+    let one_by_one = texts.iter().map(|(p, t)| super::parse::parse_file(p, t));
+    assert_eq!(together.len(), files.len());
+    for (a, b) in together.iter().zip(one_by_one) {
+        let names = |p: &super::parse::ParsedFile| -> Vec<String> {
+            p.containers.iter().map(|(c, ..)| c.name.clone()).collect()
+        };
+        assert_eq!(names(a), names(&b));
+        assert_eq!(a.errors, b.errors);
+    }
+    let failing: Vec<usize> = (together.iter().enumerate())
+        .filter(|(_, p)| !p.errors.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failing, [7, 57, 107, 157, 207, 257]);
+    assert_eq!(
+        together[57].errors[0].file,
+        PathBuf::from("/specs/f057.toml")
+    );
+    assert_eq!(together[57].errors[0].line, Some(3));
+}
