@@ -553,6 +553,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A runtime for the probes (the test enters it), a state directory
+    /// and a supervisor writing there.
+    fn supervisor() -> (tokio::runtime::Runtime, tempfile::TempDir, Supervisor) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let s = Supervisor::new(d.path());
+        (rt, d, s)
+    }
+
     fn set(text: &str) -> SpecSet {
         crate::spec::load_texts(&[(PathBuf::from("a.toml"), text.into())]).unwrap()
     }
@@ -597,13 +609,8 @@ mod tests {
     /// daemon ticks at `next_due`), and the verdict is handed out once.
     #[test]
     fn results_that_change_nothing_are_written_late_and_once() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (rt, d, mut s) = supervisor();
         let _g = rt.enter();
-        let d = tempfile::tempdir().unwrap();
-        let mut s = Supervisor::new(d.path());
         let spec = set("[container.a]\nimage = \"x\"\n[container.a.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"1h\"\nretries = 2\non_failure = \"none\"\n");
         let t0 = Instant::now();
         s.update(&spec, &BTreeSet::from(["a.service".into()]), Some(1), t0);
@@ -674,13 +681,8 @@ mod tests {
 
     #[test]
     fn unchanged_units_keep_their_machine_and_stale_results_are_dropped() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (rt, _d, mut s) = supervisor();
         let _g = rt.enter();
-        let d = tempfile::tempdir().unwrap();
-        let mut s = Supervisor::new(d.path());
         let spec =
             set("[container.a]\nimage = \"x\"\n[container.a.health]\ntcp = \"127.0.0.1:1\"\n");
         let t0 = Instant::now();
@@ -720,13 +722,8 @@ mod tests {
     /// debug builds).
     #[test]
     fn due_times_and_verdict_follow_every_machine_change() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (rt, _d, mut s) = supervisor();
         let _g = rt.enter();
-        let d = tempfile::tempdir().unwrap();
-        let mut s = Supervisor::new(d.path());
         let check = "[container.NAME.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"10s\"\nretries = 1\non_failure = \"none\"\n";
         let two = ["a", "b"].map(|n| {
             format!(

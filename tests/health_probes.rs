@@ -71,15 +71,24 @@ impl Server {
     }
 }
 
-/// Reads one request head and answers it, then closes the connection.
-async fn respond(mut stream: impl AsyncRead + AsyncWrite + Unpin, status: u16) {
+/// Reads a request head (up to its blank line); `None` if the client
+/// closed or failed first.
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
+    }
+    Some(head)
+}
+
+/// Reads one request head and answers it, then closes the connection.
+async fn respond(mut stream: impl AsyncRead + AsyncWrite + Unpin, status: u16) {
+    if read_head(&mut stream).await.is_none() {
+        return;
     }
     let reply = format!(
         "HTTP/1.1 {status} Whatever\r\nContent-Length: 2\r\nLocation: /elsewhere\r\nConnection: close\r\n\r\nok"
@@ -174,14 +183,7 @@ async fn one_reply(reply: Vec<u8>, piece: usize) -> (u16, JoinHandle<String>) {
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
+        let head = read_head(&mut stream).await.unwrap_or_default();
         for part in reply.chunks(piece.max(1)) {
             let _ = stream.write_all(part).await;
             let _ = stream.flush().await;
