@@ -538,17 +538,9 @@ impl<'a> Walker<'a> {
                 "env" => c.env = self.string_map(item, key, values::check_env_name),
                 "labels" => c.labels = self.string_map(item, key, values::check_label_key),
                 "env_files" => {
-                    for (i, (s, span)) in self
-                        .strings(item, key)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .enumerate()
-                    {
-                        match values::check_host_path(&s) {
-                            Ok(p) => c.env_files.push(p),
-                            Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
-                        }
-                    }
+                    c.env_files = self
+                        .each(item, key, values::check_host_path)
+                        .unwrap_or_default();
                 }
                 "secrets" => c.secrets = self.secrets(item, key),
                 "user" => {
@@ -633,19 +625,25 @@ impl<'a> Walker<'a> {
     }
 
     fn ports(&mut self, item: &Item, key: &str) -> Vec<PortMapping> {
+        self.each(item, key, values::parse_port).unwrap_or_default()
+    }
+
+    /// Each string of the array at `key` through `parse`: the values that
+    /// parse; each failure reported at its own `key[i]`.
+    fn each<T>(
+        &mut self,
+        item: &Item,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
         let mut out = Vec::new();
-        for (i, (s, span)) in self
-            .strings(item, key)
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            match values::parse_port(&s) {
-                Ok(p) => out.push(p),
+        for (i, (s, span)) in self.strings(item, key)?.into_iter().enumerate() {
+            match parse(&s) {
+                Ok(v) => out.push(v),
                 Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
             }
         }
-        out
+        Some(out)
     }
 
     fn mounts(&mut self, item: &Item, key: &str, refs: &mut Vec<Ref>) -> Vec<Mount> {
@@ -733,16 +731,7 @@ impl<'a> Walker<'a> {
             Ty::Str(c) => {
                 Setting::Str(self.parsed(item, key, |s| check(c, s).map(|_| s.to_string()))?)
             }
-            Ty::List(c) => {
-                let mut out = Vec::new();
-                for (i, (s, span)) in self.strings(item, key)?.into_iter().enumerate() {
-                    match c(&s) {
-                        Ok(()) => out.push(s),
-                        Err(e) => self.r.error(span, &format!("{key}[{i}]"), e, None),
-                    }
-                }
-                Setting::List(out)
-            }
+            Ty::List(c) => Setting::List(self.each(item, key, |s| c(s).map(|()| s.to_string()))?),
             Ty::Map(ck, cv) => {
                 let map = self.string_map(item, key, ck);
                 let bad: Vec<(String, String)> = map
