@@ -16,8 +16,8 @@
 //! Failures during the start period do not count; a success ends it.
 //! `on_stopped` goes to `Stopped` from anywhere and cancels what is pending.
 //!
-//! The daemon drives it like this: sleep until [`HealthMachine::next_due`],
-//! call [`HealthMachine::tick`], carry out the [`Action`]s (a `Probe` runs in
+//! The daemon drives it like this: sleep until [`HealthMachine::due_at`]
+//! (with none, wait for an event), call [`HealthMachine::tick`], carry out the [`Action`]s (a `Probe` runs in
 //! the background and its result comes back through
 //! [`HealthMachine::on_probe`]), log the [`Transition`]s; report unit starts
 //! and stops with [`HealthMachine::on_started`] / [`HealthMachine::on_stopped`].
@@ -295,17 +295,9 @@ impl HealthMachine {
     }
 
     /// When [`tick`](Self::tick) has something to do next: a due probe or
-    /// restart. With nothing pending (stopped, or a probe under way whose
-    /// result will come), `now + interval`. Never earlier than one interval
-    /// after the last probe started.
-    pub fn next_due(&self, now: Instant) -> Instant {
-        self.due_at()
-            .unwrap_or_else(|| now + self.policy.interval())
-    }
-
-    /// The due probe or restart [`next_due`](Self::next_due) would give;
-    /// `None` while only an event (a probe result, a start) can move the
-    /// machine on.
+    /// restart. `None` while only an event can move the machine on
+    /// (stopped, or a probe under way whose result will come). Never
+    /// earlier than one interval after the last probe started.
     pub fn due_at(&self) -> Option<Instant> {
         let probe = self.next_probe_at.filter(|_| !self.probing);
         match (probe, self.restart_at) {
@@ -491,6 +483,15 @@ mod tests {
             ok: false,
             detail: "HTTP 500 (expected 200)".into(),
             elapsed: Duration::from_millis(5),
+        }
+    }
+
+    impl HealthMachine {
+        /// The tests' clock: [`HealthMachine::due_at`], else one interval
+        /// after `now`.
+        fn next_due(&self, now: Instant) -> Instant {
+            self.due_at()
+                .unwrap_or_else(|| now + self.policy.interval())
         }
     }
 

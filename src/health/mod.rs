@@ -14,7 +14,7 @@
 //!   priorities ([`event`]).
 //!
 //! It does not own scheduling, restarting units or logging: the daemon loop
-//! asks the machine when to wake ([`HealthMachine::next_due`]), runs the
+//! asks the machine when to wake ([`HealthMachine::due_at`]), runs the
 //! probes and carries out the [`Action`]s, and logs the [`Transition`]s with
 //! tracing fields.
 

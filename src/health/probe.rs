@@ -10,7 +10,7 @@
 //! server whose certificate chains to neither is refused. The `ca_file` is
 //! read through [`crate::userfile`]: a FIFO or device there is an error,
 //! never a blocked thread or an endless read. Plain `http://` is spoken by
-//! [`super::http1`], everything else by reqwest. Redirects are not
+//! the private `http1` module, everything else by reqwest. Redirects are not
 //! followed (the status is compared exactly with `expect_status`), proxies
 //! from the environment are ignored and no connection is reused, so each
 //! probe opens a fresh connection to the service itself.
