@@ -71,23 +71,23 @@ impl SpecCache {
     /// forgets files no longer given. Ends a load.
     pub(super) fn parse(&mut self, files: &[(SpecFile, Option<FileKey>)]) -> Vec<ParsedFile> {
         let mut kept = BTreeMap::new();
-        let unknown: Vec<(&Path, &str)> = (files.iter())
-            .filter(|(f, _)| self.files.get(&f.path).is_none_or(|e| e.text != f.text))
-            .map(|(f, _)| (f.path.as_path(), f.text.as_str()))
+        // Each file's entry when its text is the one parsed before.
+        let known: Vec<Option<Entry>> = (files.iter())
+            .map(|(f, _)| self.files.remove(&f.path).filter(|e| e.text == f.text))
+            .collect();
+        let unknown: Vec<(&Path, &str)> = (files.iter().zip(&known))
+            .filter(|(_, known)| known.is_none())
+            .map(|((f, _), _)| (f.path.as_path(), f.text.as_str()))
             .collect();
         self.parsed_last = unknown.len();
         let mut fresh = parse_files(&unknown).into_iter();
-        let parsed = files
-            .iter()
-            .map(|(f, read_as)| {
-                let mut entry = match self.files.remove(&f.path) {
-                    Some(e) if e.text == f.text => e,
-                    _ => Entry {
-                        text: f.text.clone(),
-                        parsed: fresh.next().expect("one parse per unknown file"),
-                        key: None,
-                    },
-                };
+        let parsed = (files.iter().zip(known))
+            .map(|((f, read_as), known)| {
+                let mut entry = known.unwrap_or_else(|| Entry {
+                    text: f.text.clone(),
+                    parsed: fresh.next().expect("one parse per unknown file"),
+                    key: None,
+                });
                 entry.key = *read_as;
                 let out = entry.parsed.clone();
                 kept.insert(f.path.clone(), entry);
